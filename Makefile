@@ -1,0 +1,96 @@
+# prison: one non-recursive Makefile.  Each component folder holds a
+# module.mk that appends to the lists below; the rules here build them.
+
+PREFIX     ?= /usr/local
+BINDIR     ?= $(PREFIX)/bin
+SBINDIR    ?= $(PREFIX)/sbin
+LIBEXECDIR ?= $(PREFIX)/libexec/prison
+DATADIR    ?= $(PREFIX)/share/prison
+PAMDIR     ?= /lib/security
+SYSCONFDIR ?= /etc
+UNITDIR    ?= /lib/systemd/system
+DESTDIR    ?=
+
+CC      ?= cc
+CFLAGS  ?= -O2 -g
+PKGS    := libssh jansson libnl-route-3.0 libnftables libcurl libsodium \
+           libmicrohttpd inih libsystemd libseccomp
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+WARN    := -Wall -Wextra -Werror -Wno-unused-parameter -Wshadow \
+           -Wformat=2 -Wstrict-prototypes -Wmissing-prototypes
+ALL_CFLAGS = -std=gnu11 -D_GNU_SOURCE -fPIC $(WARN) $(CFLAGS) \
+           -Icommon -Ikeys -Iprovisioner -Igateway $(PKG_CFLAGS)
+LDFLAGS ?=
+
+B := build
+
+# Filled by module.mk files.
+BINS        :=
+SBINS       :=
+LIBEXEC     :=
+UNIT_TESTS  :=
+FUZZERS     :=
+EXTRA_ALL   :=
+
+all:
+
+include common/module.mk
+include keys/module.mk
+include provisioner/module.mk
+include gateway/module.mk
+include pam/module.mk
+include guest/module.mk
+include tests/module.mk
+
+# prisonctl is assembled from the ctl_*.c files each component contributes.
+ALL_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lpam -lcrypt
+COMPONENT_LIBS = $(PROV_LIB) $(GW_LIB) $(KEYS_LIB) $(COMMON_LIB)
+BINS += $(B)/prisonctl
+$(B)/prisonctl: $(CTL_SRC:%.c=$(B)/%.o) $(COMPONENT_LIBS)
+	$(CC) -o $@ $(filter %.o,$^) -Wl,--start-group $(COMPONENT_LIBS) \
+		-Wl,--end-group $(LDFLAGS) $(ALL_LIBS)
+
+all: $(BINS) $(SBINS) $(LIBEXEC) $(EXTRA_ALL)
+
+$(B)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -MMD -MP -c -o $@ $<
+
+-include $(shell find $(B) -name '*.d' 2>/dev/null)
+
+# Debian packages needed to build, test and run.  The dnf names for
+# AlmaLinux/RHEL are listed in docs/install.md.
+DEB_BUILD := build-essential pkg-config clang libssh-dev libnl-3-dev \
+	libnl-route-3-dev libnftables-dev libcurl4-openssl-dev libsodium-dev \
+	libjansson-dev libmicrohttpd-dev libinih-dev libcmocka-dev libpam0g-dev \
+	libsystemd-dev libseccomp-dev
+DEB_RUN := openssh-client openssh-server qemu-system-x86 qemu-utils \
+	mmdebstrap e2fsprogs iproute2 nftables conntrack ca-certificates \
+	libpam-modules
+DEB_TEST := putty-tools dropbear-bin ssh-audit libpam-wrapper pamtester \
+	socat netcat-openbsd curl python3 procps psmisc
+
+deps:
+	apt-get update
+	DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
+		$(DEB_BUILD) $(DEB_RUN) $(DEB_TEST)
+
+check: all $(UNIT_TESTS)
+	@tests/run
+
+fuzz: $(FUZZERS)
+	@for f in $(FUZZERS); do echo "== $$f"; \
+		$$f -max_total_time=$${FUZZ_SECONDS:-60} tests/fuzz/corpus/$$(basename $$f) || exit 1; done
+
+install: all
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(SBINDIR) $(DESTDIR)$(LIBEXECDIR)
+	$(if $(BINS),install -m 0755 $(BINS) $(DESTDIR)$(BINDIR))
+	$(if $(SBINS),install -m 0755 $(SBINS) $(DESTDIR)$(SBINDIR))
+	$(if $(LIBEXEC),install -m 0755 $(LIBEXEC) $(DESTDIR)$(LIBEXECDIR))
+	$(INSTALL_EXTRA)
+
+clean:
+	rm -rf $(B)
+
+.PHONY: all deps check fuzz install clean
+.SECONDARY:

@@ -1,0 +1,62 @@
+/*
+ * One interface, one driver per VMM (vmm_qemu.c, vmm_firecracker.c).
+ * The lifecycle code (vm.c) prepares everything a VM needs (network,
+ * disk, metadata) and hands the driver a vm_spec; the driver starts,
+ * adopts, queries and stops the VMM process and nothing else.
+ */
+#ifndef PRISON_VMM_H
+#define PRISON_VMM_H
+
+#include <stddef.h>
+#include <sys/types.h>
+
+struct prison_config;
+
+struct vm_spec {
+	const char	*project;
+	const char	*vm_dir;	/* per-project dir: sockets, logs, pid */
+	const char	*tap;		/* TAP device name */
+	const char	*mac;		/* guest MAC, stable per project */
+	const char	*host_ip;	/* host side of the /30 */
+	const char	*guest_ip;
+	int		 prefix;	/* 30 */
+	int		 vcpus;
+	int		 mem_mib;
+	const char	*kernel;
+	const char	*initrd;	/* NULL when the VMM does not take one */
+	const char	*disk;		/* the project's own disk image */
+	const char	*cmdline;	/* extra kernel arguments (ip=..., prison.*) */
+	const char	*mmds_json;	/* metadata document (firecracker MMDS) */
+	uid_t		 uid;		/* the VMM runs as this uid/gid */
+	gid_t		 gid;
+};
+
+struct vm_handle {
+	pid_t	 pid;
+	char	*api_socket;	/* QMP or the firecracker API socket */
+};
+
+struct vmm_ops {
+	const char	*name;
+	/* Start the VMM; returns once the VMM accepted the configuration. */
+	int	(*start)(const struct prison_config *, const struct vm_spec *,
+		    struct vm_handle *, char *err, size_t errlen);
+	/* Re-attach to a VM left running by an earlier provisioner. */
+	int	(*adopt)(const struct prison_config *, const struct vm_spec *,
+		    struct vm_handle *, char *err, size_t errlen);
+	/* 1 running, 0 gone, -1 error. */
+	int	(*alive)(const struct vm_handle *);
+	/* Ask the guest to shut down; kill after timeout seconds. */
+	int	(*stop)(const struct prison_config *, struct vm_handle *,
+		    int timeout, char *err, size_t errlen);
+	/* Replace the metadata document of a running VM (may be NULL). */
+	int	(*mmds_update)(const struct vm_handle *, const char *json,
+		    char *err, size_t errlen);
+};
+
+extern const struct vmm_ops vmm_qemu_ops;
+extern const struct vmm_ops vmm_firecracker_ops;
+
+const struct vmm_ops	*vmm_lookup(const char *name);
+
+#endif
