@@ -15,3 +15,13 @@ $(B)/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(filter-out %/prisonctl.c,\
 		$(COMMON_SRC) $(KEYS_SRC))
 	@mkdir -p $(dir $@)
 	clang $(FUZZ_CFLAGS) -o $@ $^ $(ALL_LIBS)
+
+# Test helpers: tests/helpers/*.c, small programs the integration tests
+# drive (frame relays, protocol doubles).  Built by `make check`.
+HELPER_SRC := $(wildcard tests/helpers/*.c)
+HELPERS := $(HELPER_SRC:tests/helpers/%.c=$(B)/helpers/%)
+UNIT_TESTS += $(HELPERS)
+$(B)/helpers/%: $(B)/tests/helpers/%.o $(COMPONENT_LIBS)
+	@mkdir -p $(dir $@)
+	$(CC) -o $@ $< -Wl,--start-group $(COMPONENT_LIBS) -Wl,--end-group \
+		$(LDFLAGS) $(ALL_LIBS)
