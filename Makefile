@@ -89,8 +89,15 @@ install: all
 	$(if $(LIBEXEC),install -m 0755 $(LIBEXEC) $(DESTDIR)$(LIBEXECDIR))
 	$(INSTALL_EXTRA)
 
+# The README's quick start: set up, start and prove the main job.
+demo:
+	contrib/prison-demo
+
+demo-stop:
+	contrib/prison-demo stop
+
 clean:
 	rm -rf $(B)
 
-.PHONY: all deps check fuzz install clean
+.PHONY: all deps check fuzz install clean demo demo-stop
 .SECONDARY:
