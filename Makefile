@@ -6,7 +6,9 @@ BINDIR     ?= $(PREFIX)/bin
 SBINDIR    ?= $(PREFIX)/sbin
 LIBEXECDIR ?= $(PREFIX)/libexec/prison
 DATADIR    ?= $(PREFIX)/share/prison
-PAMDIR     ?= /lib/security
+PAMDIR     ?= $(firstword $(wildcard /lib/x86_64-linux-gnu/security \
+              /usr/lib64/security) /lib/security)
+DOCDIR     ?= $(PREFIX)/share/doc/prison
 SYSCONFDIR ?= /etc
 UNITDIR    ?= /lib/systemd/system
 DESTDIR    ?=
@@ -87,6 +89,15 @@ install: all
 	$(if $(BINS),install -m 0755 $(BINS) $(DESTDIR)$(BINDIR))
 	$(if $(SBINS),install -m 0755 $(SBINS) $(DESTDIR)$(SBINDIR))
 	$(if $(LIBEXEC),install -m 0755 $(LIBEXEC) $(DESTDIR)$(LIBEXECDIR))
+	if [ -f $(B)/prison-guest ]; then \
+		install -m 0755 $(B)/prison-guest $(DESTDIR)$(LIBEXECDIR); fi
+	if [ -f $(B)/pam_prison.so ]; then install -d $(DESTDIR)$(PAMDIR) && \
+		install -m 0644 $(B)/pam_prison.so $(DESTDIR)$(PAMDIR); fi
+	install -d $(DESTDIR)$(DATADIR) $(DESTDIR)$(DOCDIR)
+	cp -R contrib/. $(DESTDIR)$(DATADIR)/
+	[ ! -d guest/image ] || cp -R guest/image $(DESTDIR)$(DATADIR)/
+	install -m 0644 README.md LICENSE $(wildcard docs/*.md) \
+		$(DESTDIR)$(DOCDIR)
 	$(INSTALL_EXTRA)
 
 # The README's quick start: set up, start and prove the main job.
