@@ -1,0 +1,93 @@
+/*
+ * The provisioner's network layer (docs/network.md).
+ *
+ * Every project gets a /30 from the configured pool (host = first usable
+ * address, guest = second), a persistent TAP owned by the VMM user, and
+ * elements in the sets and maps of one nftables table prison owns
+ * (cfg->nft_table, family inet).  The allocation is recorded in
+ * state_dir/net.json and never moves until the project is released.
+ *
+ * All functions serialise on state_dir/net.lock, so the daemon and
+ * prisonctl may call them concurrently.  They return 0 or -1 with err
+ * filled, and never log.
+ *
+ * Metadata: a guest's packets to NET_METADATA_ADDR:NET_METADATA_PORT
+ * (config metadata_address, default 169.254.169.254) are DNATed to its
+ * own host address, same port.  A metadata server for a qemu guest must
+ * therefore listen on net_info.host_ip:NET_METADATA_PORT (bind after
+ * net_up, since the address lives on the TAP).  The address it binds
+ * identifies the project.  Nothing else on the host is reachable from
+ * a guest (DNS to host_ip:53 only with allow_dns = yes).
+ */
+#ifndef PRISON_NET_H
+#define PRISON_NET_H
+
+#include <stddef.h>
+
+#define NET_METADATA_PORT	80
+#define NET_PREFIX		30
+
+struct prison_config;
+
+/* What the registry says about a project's network. */
+struct net_project {
+	const char	*name;
+	int		 ssh_port;	/* host port DNATed to guest:22; 0 = none */
+	int		 egress_allow;	/* 1 = masqueraded out the LAN */
+};
+
+struct net_info {
+	char	tap[16];		/* IFNAMSIZ */
+	char	host_ip[16];		/* "172.31.x.y" */
+	char	guest_ip[16];
+	char	mac[18];		/* stable guest MAC, "52:54:00:..." */
+	int	prefix;			/* 30 */
+	int	ssh_port;		/* 0 = none */
+	int	egress_allow;
+	int	up;			/* recorded up (TAP + elements) */
+	int	tap_present;		/* net_show: the TAP exists now */
+};
+
+/*
+ * Daemon start: ip_forward on, the table rebuilt in one transaction from
+ * the recorded state, TAPs of projects recorded up re-created if missing,
+ * TAPs labelled by prison but not recorded up deleted.  Idempotent.
+ */
+int	net_init(const struct prison_config *, char *err, size_t errlen);
+
+/*
+ * Give a project its TAP, addresses and elements (idempotent; settings
+ * changed since the last call are applied).  Fills *info.
+ */
+int	net_up(const struct prison_config *, const struct net_project *,
+	    struct net_info *info, char *err, size_t errlen);
+
+/*
+ * Remove the TAP and every element of the project and flush its
+ * conntrack entries.  The address allocation is kept (it never moves);
+ * a project that was not up is not an error.
+ */
+int	net_down(const struct prison_config *, const char *project,
+	    char *err, size_t errlen);
+
+/* Project deleted: net_down and forget its allocation. */
+int	net_release(const struct prison_config *, const char *project,
+	    char *err, size_t errlen);
+
+/*
+ * Fill *info for a project.  Returns 0, 1 when the project has no
+ * allocation (info untouched), -1 on error.
+ */
+int	net_show(const struct prison_config *, const char *project,
+	    struct net_info *info, char *err, size_t errlen);
+
+/*
+ * net_init, after releasing every recorded project that is not in known
+ * (the registry's projects) and refreshing the recorded settings of the
+ * rest.  Called at daemon start and by `prisonctl net reconcile`.
+ */
+int	net_reconcile(const struct prison_config *,
+	    const struct net_project *known, size_t nknown,
+	    char *err, size_t errlen);
+
+#endif
