@@ -11,6 +11,13 @@
 
 #define REGISTRY_VERSION	1
 
+/* Accepted ranges for per-project resources (0 = configured default). */
+#define REG_MAX_VCPUS		64
+#define REG_MIN_MEM_MIB		64
+#define REG_MAX_MEM_MIB		(1024 * 1024)
+
+struct json_t;
+
 struct reg_key {
 	char	*type;		/* "ssh-ed25519", ... */
 	char	*blob;		/* base64 of the public key blob */
@@ -54,6 +61,15 @@ struct registry {
 int	registry_load(const char *path, struct registry **reg, char *err,
 	    size_t errlen);
 void	registry_free(struct registry *reg);
+/* Parse a document held in memory; name is used in error messages. */
+int	registry_parse(const char *data, size_t len, const char *name,
+	    struct registry **reg, char *err, size_t errlen);
+
+/* The registry, or one entry, in the file's JSON form (new references). */
+struct json_t	*registry_to_json(const struct registry *);
+struct json_t	*registry_user_json(const struct reg_user *);
+struct json_t	*registry_key_json(const struct reg_key *);
+struct json_t	*registry_project_json(const struct reg_project *);
 
 /*
  * Lock path, load it, call fn, and if fn returns 0 write the result

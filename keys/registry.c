@@ -1,0 +1,630 @@
+/*
+ * The registry file: parsing with a strict shape check, serialising, and
+ * the locked read-modify-write cycle every change goes through.
+ *
+ * Writers take an exclusive flock on "<registry>.lock" (a separate file,
+ * because the registry itself is replaced by rename and a lock on the old
+ * inode would protect nothing), re-read the file under the lock, apply
+ * one change and replace the file with atomic_write().  Readers never
+ * lock: rename() guarantees they see the old or the new document whole.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "fileio.h"
+#include "log.h"
+#include "names.h"
+#include "registry.h"
+#include "xmalloc.h"
+
+#define REGISTRY_MAX_BYTES	(64 * 1024 * 1024)
+
+/*
+ * 0644: the registry holds only public keys and project settings, and
+ * the gateway, which runs as an unprivileged user, must read it.
+ */
+#define REGISTRY_MODE		0644
+
+static const char *const user_fields[] = { "name", "disabled", "keys",
+    NULL };
+static const char *const key_fields[] = { "type", "blob", "comment",
+    "fingerprint", NULL };
+static const char *const project_fields[] = { "name", "members",
+    "ssh_port", "vcpus", "mem_mib", "image", "repo", "ref", "dev_user",
+    "egress", "upstream", NULL };
+
+/* Refuse members we do not know: a rewrite would silently drop them. */
+static int
+check_fields(json_t *obj, const char *const *known, const char *where,
+    char *err, size_t errlen)
+{
+	const char *k;
+	json_t *v;
+	size_t i;
+
+	json_object_foreach(obj, k, v) {
+		for (i = 0; known[i] != NULL; i++)
+			if (strcmp(k, known[i]) == 0)
+				break;
+		if (known[i] == NULL)
+			return seterr(err, errlen, "%s: unknown member \"%s\"",
+			    where, k);
+	}
+	return 0;
+}
+
+/* A string member; absent or null gives dflt (which may be NULL). */
+static int
+get_str(json_t *obj, const char *key, const char *dflt, int nullable,
+    char **out, const char *where, char *err, size_t errlen)
+{
+	json_t *v = json_object_get(obj, key);
+
+	*out = NULL;
+	if (v == NULL || json_is_null(v)) {
+		if (v != NULL && !nullable)
+			return seterr(err, errlen, "%s.%s: must be a string",
+			    where, key);
+		if (dflt == NULL && !nullable)
+			return seterr(err, errlen, "%s.%s: missing", where,
+			    key);
+		*out = dflt == NULL ? NULL : xstrdup(dflt);
+		return 0;
+	}
+	if (!json_is_string(v))
+		return seterr(err, errlen, "%s.%s: must be a string%s", where,
+		    key, nullable ? " or null" : "");
+	if (strlen(json_string_value(v)) != json_string_length(v))
+		return seterr(err, errlen, "%s.%s: contains a NUL byte", where,
+		    key);
+	*out = xstrdup(json_string_value(v));
+	return 0;
+}
+
+static int
+get_int(json_t *obj, const char *key, int lo, int hi, int *out,
+    const char *where, char *err, size_t errlen)
+{
+	json_t *v = json_object_get(obj, key);
+	json_int_t n;
+
+	*out = 0;
+	if (v == NULL)
+		return 0;
+	if (!json_is_integer(v))
+		return seterr(err, errlen, "%s.%s: must be an integer", where,
+		    key);
+	n = json_integer_value(v);
+	if (n < lo || n > hi)
+		return seterr(err, errlen, "%s.%s: %lld is out of range "
+		    "%d-%d", where, key, (long long)n, lo, hi);
+	*out = (int)n;
+	return 0;
+}
+
+static void
+key_clear(struct reg_key *k)
+{
+	free(k->type);
+	free(k->blob);
+	free(k->comment);
+	free(k->fingerprint);
+}
+
+static void
+user_clear(struct reg_user *u)
+{
+	size_t i;
+
+	free(u->name);
+	for (i = 0; i < u->nkeys; i++)
+		key_clear(&u->keys[i]);
+	free(u->keys);
+}
+
+static void
+project_clear(struct reg_project *p)
+{
+	size_t i;
+
+	free(p->name);
+	for (i = 0; i < p->nmembers; i++)
+		free(p->members[i]);
+	free(p->members);
+	free(p->image);
+	free(p->repo);
+	free(p->ref);
+	free(p->dev_user);
+	free(p->upstream);
+}
+
+void
+registry_free(struct registry *reg)
+{
+	size_t i;
+
+	if (reg == NULL)
+		return;
+	for (i = 0; i < reg->nusers; i++)
+		user_clear(&reg->users[i]);
+	free(reg->users);
+	for (i = 0; i < reg->nprojects; i++)
+		project_clear(&reg->projects[i]);
+	free(reg->projects);
+	free(reg);
+}
+
+static int
+parse_key(json_t *jk, struct reg_key *k, const char *where, char *err,
+    size_t errlen)
+{
+	if (!json_is_object(jk))
+		return seterr(err, errlen, "%s: must be an object", where);
+	if (check_fields(jk, key_fields, where, err, errlen) == -1 ||
+	    get_str(jk, "type", NULL, 0, &k->type, where, err, errlen) == -1 ||
+	    get_str(jk, "blob", NULL, 0, &k->blob, where, err, errlen) == -1 ||
+	    get_str(jk, "comment", "", 0, &k->comment, where, err,
+	    errlen) == -1 ||
+	    get_str(jk, "fingerprint", NULL, 0, &k->fingerprint, where, err,
+	    errlen) == -1)
+		return -1;
+	if (*k->type == '\0' || *k->blob == '\0')
+		return seterr(err, errlen, "%s: empty key type or blob", where);
+	return 0;
+}
+
+static int
+parse_user(json_t *ju, struct reg_user *u, const char *where, char *err,
+    size_t errlen)
+{
+	char kw[160], nerr[128];
+	json_t *v, *jk;
+	size_t i;
+
+	if (!json_is_object(ju))
+		return seterr(err, errlen, "%s: must be an object", where);
+	if (check_fields(ju, user_fields, where, err, errlen) == -1 ||
+	    get_str(ju, "name", NULL, 0, &u->name, where, err, errlen) == -1)
+		return -1;
+	if (name_valid_user(u->name, nerr, sizeof(nerr)) == -1)
+		return seterr(err, errlen, "%s.name: %s", where, nerr);
+	v = json_object_get(ju, "disabled");
+	if (v != NULL && !json_is_boolean(v))
+		return seterr(err, errlen, "%s.disabled: must be true or false",
+		    where);
+	u->disabled = v != NULL && json_is_true(v);
+	v = json_object_get(ju, "keys");
+	if (v == NULL)
+		return 0;
+	if (!json_is_array(v))
+		return seterr(err, errlen, "%s.keys: must be an array", where);
+	u->keys = xcalloc(json_array_size(v) + 1, sizeof(*u->keys));
+	json_array_foreach(v, i, jk) {
+		snprintf(kw, sizeof(kw), "%s.keys[%zu]", where, i);
+		u->nkeys++;
+		if (parse_key(jk, &u->keys[i], kw, err, errlen) == -1)
+			return -1;
+	}
+	return 0;
+}
+
+static int
+parse_members(json_t *v, struct reg_project *p, const char *where,
+    char *err, size_t errlen)
+{
+	json_t *jm;
+	size_t i, j;
+
+	if (v == NULL)
+		return 0;
+	if (!json_is_array(v))
+		return seterr(err, errlen, "%s.members: must be an array",
+		    where);
+	p->members = xcalloc(json_array_size(v) + 1, sizeof(*p->members));
+	json_array_foreach(v, i, jm) {
+		if (!json_is_string(jm))
+			return seterr(err, errlen, "%s.members[%zu]: must be "
+			    "a string", where, i);
+		for (j = 0; j < p->nmembers; j++)
+			if (strcmp(p->members[j], json_string_value(jm)) == 0)
+				return seterr(err, errlen, "%s.members: \"%s\" "
+				    "listed twice", where, p->members[j]);
+		p->members[p->nmembers++] = xstrdup(json_string_value(jm));
+	}
+	return 0;
+}
+
+static int
+parse_project(json_t *jp, struct reg_project *p, const char *where,
+    char *err, size_t errlen)
+{
+	char nerr[128], *egress = NULL;
+	int r = -1;
+
+	if (!json_is_object(jp))
+		return seterr(err, errlen, "%s: must be an object", where);
+	if (check_fields(jp, project_fields, where, err, errlen) == -1 ||
+	    get_str(jp, "name", NULL, 0, &p->name, where, err, errlen) == -1)
+		return -1;
+	if (name_valid_project(p->name, nerr, sizeof(nerr)) == -1)
+		return seterr(err, errlen, "%s.name: %s", where, nerr);
+	if (parse_members(json_object_get(jp, "members"), p, where, err,
+	    errlen) == -1 ||
+	    get_int(jp, "ssh_port", 0, 65535, &p->ssh_port, where, err,
+	    errlen) == -1 ||
+	    get_int(jp, "vcpus", 0, REG_MAX_VCPUS, &p->vcpus, where, err,
+	    errlen) == -1 ||
+	    get_int(jp, "mem_mib", 0, REG_MAX_MEM_MIB, &p->mem_mib, where,
+	    err, errlen) == -1 ||
+	    get_str(jp, "image", NULL, 1, &p->image, where, err,
+	    errlen) == -1 ||
+	    get_str(jp, "repo", NULL, 1, &p->repo, where, err, errlen) == -1 ||
+	    get_str(jp, "ref", NULL, 1, &p->ref, where, err, errlen) == -1 ||
+	    get_str(jp, "dev_user", "dev", 0, &p->dev_user, where, err,
+	    errlen) == -1 ||
+	    get_str(jp, "upstream", NULL, 1, &p->upstream, where, err,
+	    errlen) == -1 ||
+	    get_str(jp, "egress", "allow", 0, &egress, where, err,
+	    errlen) == -1)
+		goto out;
+	if (strcmp(egress, "allow") == 0)
+		p->egress_allow = 1;
+	else if (strcmp(egress, "deny") == 0)
+		p->egress_allow = 0;
+	else {
+		seterr(err, errlen, "%s.egress: must be \"allow\" or \"deny\"",
+		    where);
+		goto out;
+	}
+	if (name_valid_user(p->dev_user, nerr, sizeof(nerr)) == -1) {
+		seterr(err, errlen, "%s.dev_user: %s", where, nerr);
+		goto out;
+	}
+	r = 0;
+ out:
+	free(egress);
+	return r;
+}
+
+/* The user holding blob at a position after key n of user u, or NULL. */
+static const struct reg_user *
+key_holder_after(const struct registry *reg, size_t u, size_t n,
+    const char *blob)
+{
+	size_t i, j;
+
+	for (i = u; i < reg->nusers; i++)
+		for (j = i == u ? n + 1 : 0; j < reg->users[i].nkeys; j++)
+			if (strcmp(reg->users[i].keys[j].blob, blob) == 0)
+				return &reg->users[i];
+	return NULL;
+}
+
+/* Relations between entries: unique names, keys, ports; known members. */
+static int
+check_consistency(const struct registry *reg, char *err, size_t errlen)
+{
+	const struct reg_project *p, *q;
+	const struct reg_key *k;
+	size_t i, j, n;
+
+	for (i = 0; i < reg->nusers; i++) {
+		for (j = 0; j < i; j++)
+			if (strcmp(reg->users[i].name, reg->users[j].name) == 0)
+				return seterr(err, errlen, "user \"%s\" "
+				    "appears twice", reg->users[i].name);
+		for (n = 0; n < reg->users[i].nkeys; n++) {
+			k = &reg->users[i].keys[n];
+			if (key_holder_after(reg, i, n, k->blob) != NULL)
+				return seterr(err, errlen, "key %s is "
+				    "registered more than once",
+				    k->fingerprint);
+		}
+	}
+	for (i = 0; i < reg->nprojects; i++) {
+		p = &reg->projects[i];
+		for (j = 0; j < i; j++) {
+			q = &reg->projects[j];
+			if (strcmp(p->name, q->name) == 0)
+				return seterr(err, errlen, "project \"%s\" "
+				    "appears twice", p->name);
+			if (p->ssh_port != 0 && p->ssh_port == q->ssh_port)
+				return seterr(err, errlen, "projects \"%s\" "
+				    "and \"%s\" share ssh_port %d", q->name,
+				    p->name, p->ssh_port);
+		}
+		for (n = 0; n < p->nmembers; n++)
+			if (registry_user(reg, p->members[n]) == NULL)
+				return seterr(err, errlen, "project \"%s\": "
+				    "member \"%s\" is not a user", p->name,
+				    p->members[n]);
+	}
+	return 0;
+}
+
+static int
+parse_doc(json_t *root, struct registry *reg, char *err, size_t errlen)
+{
+	char where[64];
+	json_t *v, *ju, *users, *projects;
+	size_t i;
+
+	if (!json_is_object(root))
+		return seterr(err, errlen, "top level must be an object");
+	v = json_object_get(root, "version");
+	if (v == NULL || !json_is_integer(v))
+		return seterr(err, errlen, "\"version\" is missing or not an "
+		    "integer");
+	if (json_integer_value(v) != REGISTRY_VERSION)
+		return seterr(err, errlen, "unsupported version %lld (this "
+		    "prison reads version %d)",
+		    (long long)json_integer_value(v), REGISTRY_VERSION);
+	users = json_object_get(root, "users");
+	projects = json_object_get(root, "projects");
+	if (json_object_size(root) !=
+	    1 + (size_t)(users != NULL) + (size_t)(projects != NULL))
+		return seterr(err, errlen, "unknown top-level member (expected "
+		    "version, users, projects)");
+	if (users != NULL && !json_is_array(users))
+		return seterr(err, errlen, "\"users\" must be an array");
+	if (projects != NULL && !json_is_array(projects))
+		return seterr(err, errlen, "\"projects\" must be an array");
+	reg->users = xcalloc(json_array_size(users) + 1, sizeof(*reg->users));
+	json_array_foreach(users, i, ju) {
+		snprintf(where, sizeof(where), "users[%zu]", i);
+		reg->nusers++;
+		if (parse_user(ju, &reg->users[i], where, err, errlen) == -1)
+			return -1;
+	}
+	reg->projects = xcalloc(json_array_size(projects) + 1,
+	    sizeof(*reg->projects));
+	json_array_foreach(projects, i, ju) {
+		snprintf(where, sizeof(where), "projects[%zu]", i);
+		reg->nprojects++;
+		if (parse_project(ju, &reg->projects[i], where, err,
+		    errlen) == -1)
+			return -1;
+	}
+	return check_consistency(reg, err, errlen);
+}
+
+int
+registry_parse(const char *data, size_t len, const char *name,
+    struct registry **regp, char *err, size_t errlen)
+{
+	struct registry *reg = xcalloc(1, sizeof(*reg));
+	json_error_t jerr;
+	json_t *root = NULL;
+	char why[256];
+	int r = -1;
+
+	*regp = NULL;
+	root = json_loadb(data, len, JSON_REJECT_DUPLICATES, &jerr);
+	if (root == NULL) {
+		seterr(err, errlen, "%s: not valid JSON (line %d: %s); fix or "
+		    "restore it, prison will not overwrite it", name,
+		    jerr.line, jerr.text);
+		goto out;
+	}
+	if (parse_doc(root, reg, why, sizeof(why)) == -1) {
+		seterr(err, errlen, "%s: %s; fix or restore it, prison will "
+		    "not overwrite it", name, why);
+		goto out;
+	}
+	*regp = reg;
+	reg = NULL;
+	r = 0;
+ out:
+	json_decref(root);
+	registry_free(reg);
+	return r;
+}
+
+int
+registry_load(const char *path, struct registry **regp, char *err,
+    size_t errlen)
+{
+	char *data = NULL;
+	size_t len = 0;
+	int r;
+
+	*regp = NULL;
+	if (read_file(path, REGISTRY_MAX_BYTES, &data, &len, err,
+	    errlen) == -1) {
+		if (errno != ENOENT)
+			return -1;
+		*regp = xcalloc(1, sizeof(**regp));
+		return 0;
+	}
+	r = registry_parse(data, len, path, regp, err, errlen);
+	free(data);
+	return r;
+}
+
+static json_t *
+str_or_null(const char *s)
+{
+	return s == NULL ? json_null() : json_string(s);
+}
+
+json_t *
+registry_key_json(const struct reg_key *k)
+{
+	return json_pack("{s:s, s:s, s:s, s:s}", "type", k->type, "blob",
+	    k->blob, "comment", k->comment ? k->comment : "", "fingerprint",
+	    k->fingerprint);
+}
+
+json_t *
+registry_user_json(const struct reg_user *u)
+{
+	json_t *keys = json_array();
+	size_t i;
+
+	for (i = 0; i < u->nkeys; i++)
+		json_array_append_new(keys, registry_key_json(&u->keys[i]));
+	return json_pack("{s:s, s:b, s:o}", "name", u->name, "disabled",
+	    u->disabled, "keys", keys);
+}
+
+json_t *
+registry_project_json(const struct reg_project *p)
+{
+	json_t *members = json_array();
+	size_t i;
+
+	for (i = 0; i < p->nmembers; i++)
+		json_array_append_new(members, json_string(p->members[i]));
+	return json_pack("{s:s, s:o, s:i, s:i, s:i, s:o, s:o, s:o, s:s, s:s, "
+	    "s:o}", "name", p->name, "members", members, "ssh_port",
+	    p->ssh_port, "vcpus", p->vcpus, "mem_mib", p->mem_mib, "image",
+	    str_or_null(p->image), "repo", str_or_null(p->repo), "ref",
+	    str_or_null(p->ref), "dev_user", p->dev_user ? p->dev_user : "dev",
+	    "egress", p->egress_allow ? "allow" : "deny", "upstream",
+	    str_or_null(p->upstream));
+}
+
+json_t *
+registry_to_json(const struct registry *reg)
+{
+	json_t *users = json_array(), *projects = json_array();
+	size_t i;
+
+	for (i = 0; i < reg->nusers; i++)
+		json_array_append_new(users,
+		    registry_user_json(&reg->users[i]));
+	for (i = 0; i < reg->nprojects; i++)
+		json_array_append_new(projects,
+		    registry_project_json(&reg->projects[i]));
+	return json_pack("{s:i, s:o, s:o}", "version", REGISTRY_VERSION,
+	    "users", users, "projects", projects);
+}
+
+int
+registry_update(const char *path,
+    int (*fn)(struct registry *, void *, char *, size_t), void *arg,
+    char *err, size_t errlen)
+{
+	struct registry *reg = NULL;
+	json_t *doc = NULL;
+	char *lockfile = xasprintf("%s.lock", path), *text = NULL;
+	char why[512];
+	int lockfd, r = -1;
+
+	if ((lockfd = lock_path(lockfile, 1, err, errlen)) == -1)
+		goto out;
+	if (registry_load(path, &reg, err, errlen) == -1)
+		goto out;
+	if (fn(reg, arg, err, errlen) == -1)
+		goto out;
+	/* Never write what we could not read back. */
+	if (check_consistency(reg, why, sizeof(why)) == -1) {
+		seterr(err, errlen, "refusing to write %s: %s", path, why);
+		goto out;
+	}
+	if ((doc = registry_to_json(reg)) == NULL ||
+	    (text = json_dumps(doc, JSON_INDENT(2) | JSON_PRESERVE_ORDER)) ==
+	    NULL) {
+		seterr(err, errlen, "%s: cannot serialise the registry", path);
+		goto out;
+	}
+	/* json_dumps has no final newline; editors and cat like one. */
+	{
+		size_t len = strlen(text);
+		char *nl = xmalloc(len + 2);
+
+		memcpy(nl, text, len);
+		nl[len] = '\n';
+		nl[len + 1] = '\0';
+		free(text);
+		text = nl;
+	}
+	if (atomic_write(path, text, strlen(text), REGISTRY_MODE, err,
+	    errlen) == -1)
+		goto out;
+	r = 0;
+ out:
+	if (lockfd != -1)
+		close(lockfd);
+	free(text);
+	json_decref(doc);
+	registry_free(reg);
+	free(lockfile);
+	return r;
+}
+
+struct reg_user *
+registry_user(const struct registry *reg, const char *name)
+{
+	size_t i;
+
+	for (i = 0; reg != NULL && name != NULL && i < reg->nusers; i++)
+		if (strcmp(reg->users[i].name, name) == 0)
+			return &reg->users[i];
+	return NULL;
+}
+
+struct reg_project *
+registry_project(const struct registry *reg, const char *name)
+{
+	size_t i;
+
+	for (i = 0; reg != NULL && name != NULL && i < reg->nprojects; i++)
+		if (strcmp(reg->projects[i].name, name) == 0)
+			return &reg->projects[i];
+	return NULL;
+}
+
+/*
+ * A key is identified by its blob alone: the type is inside the blob, so
+ * comparing both only guards against a registry whose type field lies.
+ */
+struct reg_user *
+registry_user_by_key(const struct registry *reg, const char *type,
+    const char *blob, const struct reg_key **keyp)
+{
+	size_t i, j;
+
+	if (keyp != NULL)
+		*keyp = NULL;
+	for (i = 0; reg != NULL && blob != NULL && i < reg->nusers; i++) {
+		for (j = 0; j < reg->users[i].nkeys; j++) {
+			const struct reg_key *k = &reg->users[i].keys[j];
+
+			if (strcmp(k->blob, blob) != 0 ||
+			    (type != NULL && strcmp(k->type, type) != 0))
+				continue;
+			if (keyp != NULL)
+				*keyp = k;
+			return &reg->users[i];
+		}
+	}
+	return NULL;
+}
+
+int
+registry_is_member(const struct reg_project *p, const char *user)
+{
+	size_t i;
+
+	for (i = 0; p != NULL && user != NULL && i < p->nmembers; i++)
+		if (strcmp(p->members[i], user) == 0)
+			return 1;
+	return 0;
+}
+
+int
+registry_may_access(const struct registry *reg, const char *project,
+    const char *user)
+{
+	const struct reg_project *p = registry_project(reg, project);
+	const struct reg_user *u = registry_user(reg, user);
+
+	return p != NULL && u != NULL && !u->disabled &&
+	    registry_is_member(p, user);
+}
