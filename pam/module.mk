@@ -1,5 +1,34 @@
-PAM_SRC := $(wildcard pam/*.c)
+# pam_prison.so, and prison-relay, the forced command host OpenSSH runs
+# for project accounts.
+PAM_SRC := $(filter-out pam/prison-relay.c,$(wildcard pam/*.c))
 EXTRA_ALL += $(if $(PAM_SRC),$(B)/pam_prison.so)
-$(B)/pam_prison.so: $(PAM_SRC:%.c=$(B)/%.o) $(KEYS_LIB) $(COMMON_LIB)
-	$(CC) -shared -o $@ $(PAM_SRC:%.c=$(B)/%.o) $(KEYS_LIB) $(COMMON_LIB) \
+# Only pam_sm_* is exported; --as-needed drops the libraries of ALL_LIBS
+# the module never calls, so sshd does not map libssh, libnl, ...
+$(B)/pam_prison.so: $(PAM_SRC:%.c=$(B)/%.o) $(KEYS_LIB) $(COMMON_LIB) \
+		pam/pam_prison.map
+	$(CC) -shared -o $@ $(PAM_SRC:%.c=$(B)/%.o) \
+		-Wl,--version-script=pam/pam_prison.map -Wl,--as-needed \
+		-Wl,-z,now -Wl,-z,relro -Wl,--start-group $(KEYS_LIB) \
+		$(COMMON_LIB) -Wl,--end-group $(LDFLAGS) $(ALL_LIBS)
+
+LIBEXEC += $(if $(wildcard pam/prison-relay.c),$(B)/prison-relay)
+$(B)/prison-relay: $(B)/pam/prison-relay.o $(KEYS_LIB) $(COMMON_LIB)
+	$(CC) -o $@ $(B)/pam/prison-relay.o -Wl,--as-needed \
+		-Wl,--start-group $(KEYS_LIB) $(COMMON_LIB) -Wl,--end-group \
 		$(LDFLAGS) $(ALL_LIBS)
+
+# The module goes to PAMDIR.  The relay is set-gid to the gateway user's
+# group (see docs/pam.md) when that group exists: it must read the
+# gateway's client key and reach the provisioner's socket.
+PAM_RELAY_GROUP ?= prison
+install: install-pam
+install-pam: all
+	install -d $(DESTDIR)$(PAMDIR)
+	install -m 0644 $(B)/pam_prison.so $(DESTDIR)$(PAMDIR)/pam_prison.so
+	if [ -f $(B)/prison-relay ] && \
+	    getent group $(PAM_RELAY_GROUP) >/dev/null; then \
+		install -d $(DESTDIR)$(LIBEXECDIR); \
+		install -m 2755 -g $(PAM_RELAY_GROUP) $(B)/prison-relay \
+		    $(DESTDIR)$(LIBEXECDIR)/prison-relay; \
+	fi
+.PHONY: install-pam

@@ -1,0 +1,409 @@
+/*
+ * pam_prison.so: prison's access rule for any PAM-aware front door.
+ *
+ * account: PAM_USER names a project.  The developer behind the request
+ * is found from the public key OpenSSH authenticated (SSH_AUTH_INFO_0 in
+ * the PAM environment, present when sshd runs with ExposeAuthInfo yes)
+ * or, with the trust_env option that only the gateway's own service may
+ * use, from PRISON_DEVELOPER.  Access is granted when the developer is a
+ * member of the project and not disabled (registry_may_access()).
+ *
+ * session: makes sure the project's VM runs by asking the provisioner to
+ * "ensure" it, and keeps that connection open with "hold" until the
+ * session closes, so the provisioner counts the session and never stops
+ * the VM under it.  A failed ensure fails the session.
+ *
+ * Options: config=FILE (prison.conf), trust_env, debug.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <syslog.h>
+#include <unistd.h>
+
+#define PAM_SM_ACCOUNT
+#define PAM_SM_SESSION
+#include <security/pam_appl.h>
+#include <security/pam_ext.h>
+#include <security/pam_modules.h>
+
+#include <jansson.h>
+
+#include "config.h"
+#include "log.h"
+#include "proto.h"
+#include "registry.h"
+
+#define HOLD_DATA	"pam_prison_hold"
+#define AUTH_INFO_MAX	8192
+
+struct opts {
+	const char	*config;	/* NULL: PRISON_CONFIG or default */
+	int		 trust_env;	/* PRISON_DEVELOPER is believed */
+	int		 debug;
+};
+
+/* Everything one call needs, freed by ctx_free(). */
+struct ctx {
+	struct opts		 o;
+	struct prison_config	 cfg;
+	int			 cfg_loaded;
+	struct registry		*reg;
+	const char		*project;	/* PAM_USER */
+	const char		*service;
+	char			 rhost[64];	/* capped for logging */
+	char			 proj_log[48];
+};
+
+static int
+parse_opts(pam_handle_t *pamh, int argc, const char **argv, struct opts *o)
+{
+	int i;
+
+	memset(o, 0, sizeof(*o));
+	for (i = 0; i < argc; i++) {
+		if (strncmp(argv[i], "config=", 7) == 0 && argv[i][7] != '\0')
+			o->config = argv[i] + 7;
+		else if (strcmp(argv[i], "trust_env") == 0)
+			o->trust_env = 1;
+		else if (strcmp(argv[i], "debug") == 0)
+			o->debug = 1;
+		else {
+			pam_syslog(pamh, LOG_ERR, "unknown option \"%s\"; "
+			    "known: config=FILE trust_env debug", argv[i]);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+static void
+ctx_free(struct ctx *c)
+{
+	registry_free(c->reg);
+	c->reg = NULL;
+	if (c->cfg_loaded)
+		config_free(&c->cfg);
+	c->cfg_loaded = 0;
+}
+
+/*
+ * Parse options, read PAM_USER, the configuration and the registry.
+ * Returns PAM_SUCCESS or the code to hand back (already logged).
+ */
+static int
+ctx_init(pam_handle_t *pamh, int argc, const char **argv, struct ctx *c)
+{
+	const void *item = NULL;
+	char err[512];
+
+	memset(c, 0, sizeof(*c));
+	if (parse_opts(pamh, argc, argv, &c->o) == -1)
+		return PAM_SERVICE_ERR;
+	if (pam_get_item(pamh, PAM_SERVICE, &item) != PAM_SUCCESS ||
+	    item == NULL)
+		item = "?";
+	c->service = item;
+	item = NULL;
+	if (pam_get_item(pamh, PAM_RHOST, &item) != PAM_SUCCESS ||
+	    item == NULL)
+		item = "-";
+	log_safe(c->rhost, sizeof(c->rhost), item);
+	if (pam_get_user(pamh, &c->project, NULL) != PAM_SUCCESS ||
+	    c->project == NULL || *c->project == '\0') {
+		pam_syslog(pamh, LOG_ERR, "no user (project) name");
+		return PAM_USER_UNKNOWN;
+	}
+	log_safe(c->proj_log, sizeof(c->proj_log), c->project);
+
+	if (config_load(c->o.config, &c->cfg, err, sizeof(err)) == -1) {
+		pam_syslog(pamh, LOG_ERR, "configuration: %s", err);
+		return PAM_SERVICE_ERR;
+	}
+	c->cfg_loaded = 1;
+	if (registry_load(c->cfg.registry, &c->reg, err, sizeof(err)) == -1) {
+		pam_syslog(pamh, LOG_ERR, "registry: %s", err);
+		return PAM_SERVICE_ERR;
+	}
+	return PAM_SUCCESS;
+}
+
+/*
+ * Find the developer from SSH_AUTH_INFO_0: one line per completed
+ * authentication method, "publickey TYPE BLOB" for keys.  Every public
+ * key listed must belong to the same developer, otherwise the request is
+ * ambiguous and refused.  Returns the user or NULL with why filled.
+ */
+static const struct reg_user *
+developer_by_auth_info(const struct registry *reg, const char *info,
+    const struct reg_key **keyp, char *why, size_t whylen)
+{
+	const struct reg_user *found = NULL, *u;
+	const struct reg_key *k = NULL;
+	char *copy = NULL, *line, *save = NULL, *method, *type, *blob, *sp;
+	int nkeys = 0;
+
+	*keyp = NULL;
+	if (strlen(info) > AUTH_INFO_MAX) {
+		snprintf(why, whylen, "SSH_AUTH_INFO_0 too long");
+		return NULL;
+	}
+	copy = strdup(info);
+	if (copy == NULL) {
+		snprintf(why, whylen, "out of memory");
+		return NULL;
+	}
+	for (line = strtok_r(copy, "\n", &save); line != NULL;
+	    line = strtok_r(NULL, "\n", &save)) {
+		method = strtok_r(line, " ", &sp);
+		type = strtok_r(NULL, " ", &sp);
+		blob = strtok_r(NULL, " ", &sp);
+		if (method == NULL || strcmp(method, "publickey") != 0)
+			continue;
+		if (type == NULL || blob == NULL) {
+			snprintf(why, whylen, "malformed publickey line in "
+			    "SSH_AUTH_INFO_0");
+			found = NULL;
+			goto out;
+		}
+		nkeys++;
+		if ((u = registry_user_by_key(reg, type, blob, &k)) == NULL) {
+			snprintf(why, whylen, "key %.32s is not registered "
+			    "to any developer", type);
+			found = NULL;
+			goto out;
+		}
+		if (found != NULL && found != u) {
+			snprintf(why, whylen, "keys of two developers");
+			found = NULL;
+			goto out;
+		}
+		found = u;
+		*keyp = k;
+	}
+	if (nkeys == 0)
+		snprintf(why, whylen, "no public key in SSH_AUTH_INFO_0");
+ out:
+	if (found == NULL)
+		*keyp = NULL;
+	free(copy);
+	return found;
+}
+
+PAM_EXTERN int
+pam_sm_acct_mgmt(pam_handle_t *pamh, int flags, int argc, const char **argv)
+{
+	struct ctx c;
+	const struct reg_user *u = NULL;
+	const struct reg_key *k = NULL;
+	const char *info, *env_dev;
+	char why[256] = "", dev_log[48] = "-", key_log[128] = "-";
+	int rc;
+
+	if ((rc = ctx_init(pamh, argc, argv, &c)) != PAM_SUCCESS)
+		goto out;
+	rc = PAM_PERM_DENIED;
+	if (registry_project(c.reg, c.project) == NULL) {
+		snprintf(why, sizeof(why), "no such project");
+		rc = PAM_USER_UNKNOWN;
+		goto out;
+	}
+
+	env_dev = pam_getenv(pamh, "PRISON_DEVELOPER");
+	info = pam_getenv(pamh, "SSH_AUTH_INFO_0");
+	if (c.o.trust_env && env_dev != NULL) {
+		if ((u = registry_user(c.reg, env_dev)) == NULL) {
+			log_safe(dev_log, sizeof(dev_log), env_dev);
+			snprintf(why, sizeof(why), "unknown developer");
+			goto out;
+		}
+	} else if (info != NULL) {
+		u = developer_by_auth_info(c.reg, info, &k, why, sizeof(why));
+		if (u == NULL)
+			goto out;
+		snprintf(key_log, sizeof(key_log), "%s %s", k->type,
+		    k->fingerprint);
+	} else {
+		snprintf(why, sizeof(why), "developer unknown: no "
+		    "SSH_AUTH_INFO_0 (sshd needs ExposeAuthInfo yes)%s",
+		    env_dev != NULL ? ", PRISON_DEVELOPER ignored without "
+		    "trust_env" : "");
+		goto out;
+	}
+	log_safe(dev_log, sizeof(dev_log), u->name);
+	if (u->disabled) {
+		snprintf(why, sizeof(why), "developer disabled");
+		goto out;
+	}
+	if (!registry_may_access(c.reg, c.project, u->name)) {
+		snprintf(why, sizeof(why), "not a member");
+		goto out;
+	}
+	rc = PAM_SUCCESS;
+ out:
+	/* One line per decision with a fixed grammar, for log watchers. */
+	if (rc == PAM_SUCCESS)
+		pam_syslog(pamh, LOG_NOTICE, "allow project=%s developer=%s "
+		    "key=\"%s\" rhost=%s service=%s", c.proj_log, dev_log,
+		    key_log, c.rhost, c.service);
+	else if (why[0] != '\0')
+		pam_syslog(pamh, LOG_WARNING, "deny project=%s developer=%s "
+		    "key=\"%s\" rhost=%s service=%s reason=\"%s\"",
+		    c.proj_log, dev_log, key_log, c.rhost, c.service, why);
+	ctx_free(&c);
+	return rc;
+}
+
+/* pam_set_data cleanup: closing the held connection ends the session. */
+static void
+hold_cleanup(pam_handle_t *pamh, void *data, int error_status)
+{
+	int *fd = data;
+
+	if (fd == NULL)
+		return;
+	/*
+	 * Also right in a forked child's pam_end(): closing its copy
+	 * leaves the descriptor of the process owning the session open.
+	 */
+	if (*fd != -1)
+		close(*fd);
+	free(fd);
+}
+
+struct progress_arg {
+	pam_handle_t	*pamh;
+	int		 debug;
+};
+
+static void
+progress_cb(const char *msg, void *arg)
+{
+	struct progress_arg *pa = arg;
+	char safe[128];
+
+	if (pa->debug)
+		pam_syslog(pa->pamh, LOG_DEBUG, "progress: %s",
+		    log_safe(safe, sizeof(safe), msg));
+}
+
+/*
+ * Send ensure with hold and wait for the final reply, keeping the
+ * connection.  Returns the fd, or -1 with stage and err filled.
+ */
+static int
+ensure_hold(struct ctx *c, pam_handle_t *pamh, char *stage, size_t stagelen,
+    char *err, size_t errlen)
+{
+	struct progress_arg pa = { pamh, c->o.debug };
+	json_t *req = NULL, *msg = NULL;
+	const char *s;
+	int fd = -1, r, timeout_ms;
+
+	snprintf(stage, stagelen, "connect");
+	timeout_ms = (c->cfg.boot_timeout + 60) * 1000;
+	if ((fd = proto_connect(c->cfg.provisioner_socket, err, errlen)) == -1)
+		goto fail;
+	req = json_pack("{s:s, s:s, s:b}", "op", "ensure", "project",
+	    c->project, "hold", 1);
+	if (req == NULL) {
+		seterr(err, errlen, "cannot build the request");
+		goto fail;
+	}
+	snprintf(stage, stagelen, "request");
+	if (proto_send(fd, req, err, errlen) == -1)
+		goto fail;
+	for (;;) {
+		r = proto_recv(fd, &msg, timeout_ms, err, errlen);
+		if (r == 1)
+			seterr(err, errlen, "the provisioner closed the "
+			    "connection without replying");
+		if (r != 0)
+			goto fail;
+		if (json_object_get(msg, "ok") != NULL)
+			break;
+		if ((s = json_string_value(json_object_get(msg,
+		    "progress"))) != NULL)
+			progress_cb(s, &pa);
+		json_decref(msg);
+		msg = NULL;
+	}
+	if (!json_is_true(json_object_get(msg, "ok"))) {
+		s = json_string_value(json_object_get(msg, "stage"));
+		snprintf(stage, stagelen, "%s", s != NULL ? s : "unknown");
+		s = json_string_value(json_object_get(msg, "error"));
+		seterr(err, errlen, "%s", s != NULL ? s : "ensure failed");
+		goto fail;
+	}
+	json_decref(req);
+	json_decref(msg);
+	return fd;
+ fail:
+	json_decref(req);
+	json_decref(msg);
+	if (fd != -1)
+		close(fd);
+	return -1;
+}
+
+PAM_EXTERN int
+pam_sm_open_session(pam_handle_t *pamh, int flags, int argc,
+    const char **argv)
+{
+	struct ctx c;
+	const struct reg_project *p;
+	char err[512], safe[512], stage[32];
+	int rc, fd = -1, *held = NULL;
+
+	if ((rc = ctx_init(pamh, argc, argv, &c)) != PAM_SUCCESS)
+		goto out;
+	rc = PAM_SESSION_ERR;
+	if ((p = registry_project(c.reg, c.project)) == NULL) {
+		pam_syslog(pamh, LOG_ERR, "session project=%s: no such "
+		    "project", c.proj_log);
+		goto out;
+	}
+	if (p->upstream != NULL) {
+		/* No VM: the front door relays to the upstream itself. */
+		if (c.o.debug)
+			pam_syslog(pamh, LOG_DEBUG, "session project=%s: "
+			    "upstream project, nothing to start", c.proj_log);
+		rc = PAM_SUCCESS;
+		goto out;
+	}
+	fd = ensure_hold(&c, pamh, stage, sizeof(stage), err, sizeof(err));
+	if (fd == -1) {
+		pam_syslog(pamh, LOG_ERR, "session project=%s: ensure failed "
+		    "stage=%s: %s", c.proj_log, stage,
+		    log_safe(safe, sizeof(safe), err));
+		goto out;
+	}
+	if ((held = malloc(sizeof(*held))) == NULL) {
+		close(fd);
+		goto out;
+	}
+	*held = fd;
+	if (pam_set_data(pamh, HOLD_DATA, held, hold_cleanup) != PAM_SUCCESS) {
+		hold_cleanup(pamh, held, 0);
+		goto out;
+	}
+	pam_syslog(pamh, LOG_INFO, "session project=%s: VM ready", c.proj_log);
+	rc = PAM_SUCCESS;
+ out:
+	ctx_free(&c);
+	return rc;
+}
+
+PAM_EXTERN int
+pam_sm_close_session(pam_handle_t *pamh, int flags, int argc,
+    const char **argv)
+{
+	const void *data = NULL;
+
+	/* Replacing the data runs hold_cleanup(), which closes the hold. */
+	if (pam_get_data(pamh, HOLD_DATA, &data) == PAM_SUCCESS &&
+	    data != NULL)
+		pam_set_data(pamh, HOLD_DATA, NULL, NULL);
+	return PAM_SUCCESS;
+}
