@@ -16,7 +16,7 @@ DESTDIR    ?=
 CC      ?= cc
 CFLAGS  ?= -O2 -g
 PKGS    := libssh jansson libnl-route-3.0 libnftables libcurl libsodium \
-           libmicrohttpd inih libsystemd libseccomp
+           libmicrohttpd inih libsystemd libseccomp libnetfilter_conntrack
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 WARN    := -Wall -Wextra -Werror -Wno-unused-parameter -Wshadow \
            -Wformat=2 -Wstrict-prototypes -Wmissing-prototypes
@@ -65,7 +65,7 @@ $(B)/%.o: %.c
 DEB_BUILD := build-essential pkg-config clang libssh-dev libnl-3-dev \
 	libnl-route-3-dev libnftables-dev libcurl4-openssl-dev libsodium-dev \
 	libjansson-dev libmicrohttpd-dev libinih-dev libcmocka-dev libpam0g-dev \
-	libsystemd-dev libseccomp-dev
+	libsystemd-dev libseccomp-dev libnetfilter-conntrack-dev
 DEB_RUN := openssh-client openssh-server qemu-system-x86 qemu-utils \
 	mmdebstrap e2fsprogs iproute2 nftables conntrack ca-certificates \
 	libpam-modules
