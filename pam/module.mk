@@ -12,8 +12,9 @@ $(B)/pam_prison.so: $(PAM_SRC:%.c=$(B)/%.o) $(KEYS_LIB) $(COMMON_LIB) \
 		$(COMMON_LIB) -Wl,--end-group $(LDFLAGS) $(ALL_LIBS)
 
 LIBEXEC += $(if $(wildcard pam/prison-relay.c),$(B)/prison-relay)
-$(B)/prison-relay: $(B)/pam/prison-relay.o $(KEYS_LIB) $(COMMON_LIB)
-	$(CC) -o $@ $(B)/pam/prison-relay.o -Wl,--as-needed \
+$(B)/prison-relay: $(B)/pam/prison-relay.o $(B)/pam/authinfo.o $(KEYS_LIB) \
+		$(COMMON_LIB)
+	$(CC) -o $@ $(B)/pam/prison-relay.o $(B)/pam/authinfo.o -Wl,--as-needed \
 		-Wl,--start-group $(KEYS_LIB) $(COMMON_LIB) -Wl,--end-group \
 		$(LDFLAGS) $(ALL_LIBS)
 

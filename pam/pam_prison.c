@@ -30,13 +30,13 @@
 
 #include <jansson.h>
 
+#include "authinfo.h"
 #include "config.h"
 #include "log.h"
 #include "proto.h"
 #include "registry.h"
 
 #define HOLD_DATA	"pam_prison_hold"
-#define AUTH_INFO_MAX	8192
 
 struct opts {
 	const char	*config;	/* NULL: PRISON_CONFIG or default */
@@ -129,68 +129,6 @@ ctx_init(pam_handle_t *pamh, int argc, const char **argv, struct ctx *c)
 	return PAM_SUCCESS;
 }
 
-/*
- * Find the developer from SSH_AUTH_INFO_0: one line per completed
- * authentication method, "publickey TYPE BLOB" for keys.  Every public
- * key listed must belong to the same developer, otherwise the request is
- * ambiguous and refused.  Returns the user or NULL with why filled.
- */
-static const struct reg_user *
-developer_by_auth_info(const struct registry *reg, const char *info,
-    const struct reg_key **keyp, char *why, size_t whylen)
-{
-	const struct reg_user *found = NULL, *u;
-	const struct reg_key *k = NULL;
-	char *copy = NULL, *line, *save = NULL, *method, *type, *blob, *sp;
-	int nkeys = 0;
-
-	*keyp = NULL;
-	if (strlen(info) > AUTH_INFO_MAX) {
-		snprintf(why, whylen, "SSH_AUTH_INFO_0 too long");
-		return NULL;
-	}
-	copy = strdup(info);
-	if (copy == NULL) {
-		snprintf(why, whylen, "out of memory");
-		return NULL;
-	}
-	for (line = strtok_r(copy, "\n", &save); line != NULL;
-	    line = strtok_r(NULL, "\n", &save)) {
-		method = strtok_r(line, " ", &sp);
-		type = strtok_r(NULL, " ", &sp);
-		blob = strtok_r(NULL, " ", &sp);
-		if (method == NULL || strcmp(method, "publickey") != 0)
-			continue;
-		if (type == NULL || blob == NULL) {
-			snprintf(why, whylen, "malformed publickey line in "
-			    "SSH_AUTH_INFO_0");
-			found = NULL;
-			goto out;
-		}
-		nkeys++;
-		if ((u = registry_user_by_key(reg, type, blob, &k)) == NULL) {
-			snprintf(why, whylen, "key %.32s is not registered "
-			    "to any developer", type);
-			found = NULL;
-			goto out;
-		}
-		if (found != NULL && found != u) {
-			snprintf(why, whylen, "keys of two developers");
-			found = NULL;
-			goto out;
-		}
-		found = u;
-		*keyp = k;
-	}
-	if (nkeys == 0)
-		snprintf(why, whylen, "no public key in SSH_AUTH_INFO_0");
- out:
-	if (found == NULL)
-		*keyp = NULL;
-	free(copy);
-	return found;
-}
-
 PAM_EXTERN int
 pam_sm_acct_mgmt(pam_handle_t *pamh, int flags, int argc, const char **argv)
 {
@@ -219,7 +157,7 @@ pam_sm_acct_mgmt(pam_handle_t *pamh, int flags, int argc, const char **argv)
 			goto out;
 		}
 	} else if (info != NULL) {
-		u = developer_by_auth_info(c.reg, info, &k, why, sizeof(why));
+		u = authinfo_developer(c.reg, info, &k, why, sizeof(why));
 		if (u == NULL)
 			goto out;
 		snprintf(key_log, sizeof(key_log), "%s %s", k->type,
