@@ -56,6 +56,12 @@ struct net_info {
 int	net_init(const struct prison_config *, char *err, size_t errlen);
 
 /*
+ * Rebuild only the table from the recorded state, in one transaction
+ * (for an operator whose table was flushed by hand; timed by bench/net.sh).
+ */
+int	net_rebuild(const struct prison_config *, char *err, size_t errlen);
+
+/*
  * Give a project its TAP, addresses and elements (idempotent; settings
  * changed since the last call are applied).  Fills *info.
  */

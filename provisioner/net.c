@@ -1,0 +1,433 @@
+/*
+ * The network layer's public functions (net.h): each takes the lock,
+ * loads the recorded state, changes the kernel to match and records the
+ * result.  The state is written before the kernel is touched, so a crash
+ * at any point leaves a record that net_init can make true again.
+ */
+#include <errno.h>
+#include <pwd.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "fileio.h"
+#include "log.h"
+#include "names.h"
+#include "net.h"
+#include "net_int.h"
+#include "xmalloc.h"
+
+static int
+net_begin(const struct prison_config *cfg, struct net_state *st, int *lockfd,
+    char *err, size_t errlen)
+{
+	char *lock = NULL;
+
+	*lockfd = -1;
+	if (mkdir_p(cfg->state_dir, 0755, err, errlen) == -1)
+		return -1;
+	lock = xasprintf("%s/%s", cfg->state_dir, NET_LOCK_FILE);
+	*lockfd = lock_path(lock, 1, err, errlen);
+	free(lock);
+	if (*lockfd == -1)
+		return -1;
+	if (net_state_load(cfg->state_dir, cfg->pool, st, err,
+	    errlen) == -1) {
+		close(*lockfd);
+		*lockfd = -1;
+		return -1;
+	}
+	return 0;
+}
+
+static void
+net_end(struct net_state *st, int lockfd)
+{
+	net_state_free(st);
+	if (lockfd != -1)
+		close(lockfd);
+}
+
+/*
+ * The VMM user must exist: the provisioner does not create accounts
+ * behind the admin's back (docs/network.md says how to make it).
+ */
+static int
+vmm_ids(const struct prison_config *cfg, uid_t *uid, gid_t *gid, char *err,
+    size_t errlen)
+{
+	struct passwd *pw;
+
+	errno = 0;
+	if ((pw = getpwnam(cfg->vmm_user)) == NULL)
+		return seterr(err, errlen, "VMM user \"%s\" does not exist; "
+		    "create it (useradd --system --no-create-home --shell "
+		    "/usr/sbin/nologin %s) or set [provisioner] vmm_user",
+		    cfg->vmm_user, cfg->vmm_user);
+	*uid = pw->pw_uid;
+	*gid = pw->pw_gid;
+	return 0;
+}
+
+static int
+lan_iface(const struct prison_config *cfg, char *buf, size_t len, char *err,
+    size_t errlen)
+{
+	if (cfg->lan_interface != NULL && *cfg->lan_interface != '\0') {
+		snprintf(buf, len, "%s", cfg->lan_interface);
+		return 0;
+	}
+	return net_default_iface(buf, len, err, errlen);
+}
+
+static int
+rebuild(const struct prison_config *cfg, const struct net_state *st,
+    char *err, size_t errlen)
+{
+	char lan[64];
+
+	if (lan_iface(cfg, lan, sizeof(lan), err, errlen) == -1)
+		return -1;
+	return nft_rebuild(cfg, st, lan, err, errlen);
+}
+
+static void
+info_fill(const struct net_state *st, const struct net_rec *r,
+    struct net_info *info)
+{
+	memset(info, 0, sizeof(*info));
+	snprintf(info->tap, sizeof(info->tap), "%s", r->tap);
+	net_rec_addrs(st, r, info->host_ip, info->guest_ip,
+	    sizeof(info->host_ip));
+	net_rec_mac(r, info->mac, sizeof(info->mac));
+	info->prefix = NET_PREFIX;
+	info->ssh_port = r->ssh_port;
+	info->egress_allow = r->egress_allow;
+	info->up = r->up;
+	info->tap_present = tap_exists(r->tap);
+}
+
+static int
+rec_tap_ensure(const struct net_state *st, const struct net_rec *r,
+    uid_t uid, gid_t gid, char *err, size_t errlen)
+{
+	char host[16], guest[16];
+
+	net_rec_addrs(st, r, host, guest, sizeof(host));
+	return tap_ensure(r->tap, r->name, uid, gid, host, NET_PREFIX, err,
+	    errlen);
+}
+
+struct stray {
+	char	(*taps)[16];
+	char	**projects;
+	size_t	  n;
+};
+
+static void
+stray_add(const char *tap, const char *project, void *arg)
+{
+	struct stray *s = arg;
+
+	s->taps = xreallocarray(s->taps, s->n + 1, sizeof(*s->taps));
+	s->projects = xreallocarray(s->projects, s->n + 1,
+	    sizeof(*s->projects));
+	snprintf(s->taps[s->n], sizeof(s->taps[0]), "%s", tap);
+	s->projects[s->n++] = xstrdup(project);
+}
+
+/* Delete every prison-labelled interface no up record accounts for. */
+static int
+strays_remove(const struct net_state *st, char *err, size_t errlen)
+{
+	struct stray s;
+	struct net_rec *r;
+	size_t i;
+	int ret = 0;
+
+	memset(&s, 0, sizeof(s));
+	if (tap_foreach_prison(stray_add, &s, err, errlen) == -1)
+		return -1;
+	for (i = 0; i < s.n; i++) {
+		r = net_state_find(st, s.projects[i]);
+		if (r != NULL && r->up && strcmp(r->tap, s.taps[i]) == 0)
+			continue;
+		if (tap_delete(s.taps[i], s.projects[i], err, errlen) == -1)
+			ret = -1;
+	}
+	for (i = 0; i < s.n; i++)
+		free(s.projects[i]);
+	free(s.projects);
+	free(s.taps);
+	return ret;
+}
+
+/*
+ * Make the kernel match the records: forwarding on, every up project's
+ * TAP present and configured, strays gone, the table rebuilt.  Carries on
+ * past a failing project so one bad TAP does not take the others down;
+ * the first error is reported.
+ */
+static int
+sync_all(const struct prison_config *cfg, const struct net_state *st,
+    char *err, size_t errlen)
+{
+	char e[512];
+	uid_t uid = 0;
+	gid_t gid = 0;
+	size_t i;
+	int ret = 0, have_ids = 0;
+
+	if (net_sysctl("/proc/sys/net/ipv4/ip_forward", "1", err,
+	    errlen) == -1)
+		return -1;
+	for (i = 0; i < st->nrecs; i++) {
+		if (!st->recs[i].up)
+			continue;
+		if (!have_ids && vmm_ids(cfg, &uid, &gid, err, errlen) == -1)
+			return -1;
+		have_ids = 1;
+		if (rec_tap_ensure(st, &st->recs[i], uid, gid, e,
+		    sizeof(e)) == -1 && ret == 0) {
+			seterr(err, errlen, "%s", e);
+			ret = -1;
+		}
+	}
+	if (strays_remove(st, e, sizeof(e)) == -1 && ret == 0) {
+		seterr(err, errlen, "%s", e);
+		ret = -1;
+	}
+	if (rebuild(cfg, st, e, sizeof(e)) == -1) {
+		seterr(err, errlen, "%s", e);
+		ret = -1;
+	}
+	return ret;
+}
+
+int
+net_init(const struct prison_config *cfg, char *err, size_t errlen)
+{
+	struct net_state st;
+	int lockfd, ret;
+
+	if (net_begin(cfg, &st, &lockfd, err, errlen) == -1)
+		return -1;
+	ret = sync_all(cfg, &st, err, errlen);
+	net_end(&st, lockfd);
+	return ret;
+}
+
+int
+net_rebuild(const struct prison_config *cfg, char *err, size_t errlen)
+{
+	struct net_state st;
+	int lockfd, ret;
+
+	if (net_begin(cfg, &st, &lockfd, err, errlen) == -1)
+		return -1;
+	ret = rebuild(cfg, &st, err, errlen);
+	net_end(&st, lockfd);
+	return ret;
+}
+
+/* Incremental change; a table that disagrees gets rebuilt instead. */
+static int
+apply(const struct prison_config *cfg, const struct net_state *st,
+    const struct net_rec *del, const struct net_rec *add, char *err,
+    size_t errlen)
+{
+	if (nft_project(cfg, st, del, add, err, errlen) == 0)
+		return 0;
+	return rebuild(cfg, st, err, errlen);
+}
+
+static int
+port_holder(const struct net_state *st, const char *name, int port)
+{
+	size_t i;
+
+	for (i = 0; i < st->nrecs; i++)
+		if (port > 0 && st->recs[i].up &&
+		    st->recs[i].ssh_port == port &&
+		    strcmp(st->recs[i].name, name) != 0)
+			return (int)i;
+	return -1;
+}
+
+int
+net_up(const struct prison_config *cfg, const struct net_project *p,
+    struct net_info *info, char *err, size_t errlen)
+{
+	struct net_state st;
+	struct net_rec *r, old;
+	uid_t uid = 0;
+	gid_t gid = 0;
+	int lockfd, h, ret = -1;
+
+	if (name_valid_project(p->name, err, errlen) == -1)
+		return -1;
+	if (p->ssh_port < 0 || p->ssh_port > 65535)
+		return seterr(err, errlen, "project %s: ssh_port %d is not a "
+		    "port", p->name, p->ssh_port);
+	if (vmm_ids(cfg, &uid, &gid, err, errlen) == -1)
+		return -1;
+	if (net_begin(cfg, &st, &lockfd, err, errlen) == -1)
+		return -1;
+	if ((h = port_holder(&st, p->name, p->ssh_port)) != -1) {
+		seterr(err, errlen, "project %s: port %d is already forwarded "
+		    "to project %s", p->name, p->ssh_port, st.recs[h].name);
+		goto out;
+	}
+	if ((r = net_state_alloc(&st, p->name, err, errlen)) == NULL)
+		goto out;
+	old = *r;
+	r->ssh_port = p->ssh_port;
+	r->egress_allow = p->egress_allow;
+	r->up = 1;
+	if (net_state_save(cfg->state_dir, &st, err, errlen) == -1)
+		goto out;
+	if (net_sysctl("/proc/sys/net/ipv4/ip_forward", "1", err,
+	    errlen) == -1)
+		goto out;
+	if (rec_tap_ensure(&st, r, uid, gid, err, errlen) == -1)
+		goto out;
+	if (apply(cfg, &st, old.up ? &old : NULL, r, err, errlen) == -1)
+		goto out;
+	info_fill(&st, r, info);
+	ret = 0;
+out:
+	net_end(&st, lockfd);
+	return ret;
+}
+
+/* With the lock held: elements out, TAP gone, conntrack flushed. */
+static int
+down_locked(const struct prison_config *cfg, struct net_state *st,
+    struct net_rec *r, char *err, size_t errlen)
+{
+	struct net_rec was = *r;
+	char host[16], guest[16];
+
+	r->up = 0;
+	if (net_state_save(cfg->state_dir, st, err, errlen) == -1)
+		return -1;
+	if (was.up && apply(cfg, st, &was, NULL, err, errlen) == -1)
+		return -1;
+	if (tap_delete(r->tap, r->name, err, errlen) == -1)
+		return -1;
+	net_rec_addrs(st, r, host, guest, sizeof(host));
+	return ct_flush_addr(guest, err, errlen);
+}
+
+int
+net_down(const struct prison_config *cfg, const char *project, char *err,
+    size_t errlen)
+{
+	struct net_state st;
+	struct net_rec *r;
+	int lockfd, ret = 0;
+
+	if (net_begin(cfg, &st, &lockfd, err, errlen) == -1)
+		return -1;
+	if ((r = net_state_find(&st, project)) != NULL)
+		ret = down_locked(cfg, &st, r, err, errlen);
+	net_end(&st, lockfd);
+	return ret;
+}
+
+int
+net_release(const struct prison_config *cfg, const char *project, char *err,
+    size_t errlen)
+{
+	struct net_state st;
+	struct net_rec *r;
+	int lockfd, ret = -1;
+
+	if (net_begin(cfg, &st, &lockfd, err, errlen) == -1)
+		return -1;
+	if ((r = net_state_find(&st, project)) == NULL) {
+		ret = 0;
+		goto out;
+	}
+	if (down_locked(cfg, &st, r, err, errlen) == -1)
+		goto out;
+	net_state_remove(&st, project);
+	ret = net_state_save(cfg->state_dir, &st, err, errlen);
+out:
+	net_end(&st, lockfd);
+	return ret;
+}
+
+int
+net_show(const struct prison_config *cfg, const char *project,
+    struct net_info *info, char *err, size_t errlen)
+{
+	struct net_state st;
+	struct net_rec *r;
+	int lockfd, ret = 1;
+
+	if (net_begin(cfg, &st, &lockfd, err, errlen) == -1)
+		return -1;
+	if ((r = net_state_find(&st, project)) != NULL) {
+		info_fill(&st, r, info);
+		ret = 0;
+	}
+	net_end(&st, lockfd);
+	return ret;
+}
+
+static const struct net_project *
+known_find(const struct net_project *known, size_t n, const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		if (strcmp(known[i].name, name) == 0)
+			return &known[i];
+	return NULL;
+}
+
+int
+net_reconcile(const struct prison_config *cfg,
+    const struct net_project *known, size_t nknown, char *err, size_t errlen)
+{
+	struct net_state st;
+	const struct net_project *k;
+	char host[16], guest[16], e[512], **gone = NULL;
+	size_t i, ngone = 0;
+	int lockfd, ret = -1;
+
+	if (net_begin(cfg, &st, &lockfd, err, errlen) == -1)
+		return -1;
+	for (i = 0; i < st.nrecs; ) {
+		if ((k = known_find(known, nknown, st.recs[i].name)) == NULL) {
+			net_rec_addrs(&st, &st.recs[i], host, guest,
+			    sizeof(host));
+			gone = xreallocarray(gone, ngone + 1, sizeof(*gone));
+			gone[ngone++] = xstrdup(guest);
+			net_state_remove(&st, st.recs[i].name);
+			continue;
+		}
+		st.recs[i].egress_allow = k->egress_allow;
+		/* Two projects given one port: the earlier keeps it. */
+		st.recs[i].ssh_port = port_holder(&st, k->name,
+		    k->ssh_port) == -1 ? k->ssh_port : 0;
+		i++;
+	}
+	if (net_state_save(cfg->state_dir, &st, err, errlen) == -1)
+		goto out;
+	ret = sync_all(cfg, &st, err, errlen);
+	for (i = 0; i < ngone; i++)
+		if (ct_flush_addr(gone[i], e, sizeof(e)) == -1 && ret == 0) {
+			seterr(err, errlen, "%s", e);
+			ret = -1;
+		}
+out:
+	for (i = 0; i < ngone; i++)
+		free(gone[i]);
+	free(gone);
+	net_end(&st, lockfd);
+	return ret;
+}

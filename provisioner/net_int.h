@@ -1,0 +1,76 @@
+/*
+ * Internals of the network layer shared by net*.c; not for other code.
+ */
+#ifndef PRISON_NET_INT_H
+#define PRISON_NET_INT_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#define NET_ALIAS_PREFIX	"prison:"
+#define NET_STATE_FILE		"net.json"
+#define NET_LOCK_FILE		"net.lock"
+
+/* One recorded project: its allocation and what was last applied. */
+struct net_rec {
+	char		*name;
+	uint32_t	 index;		/* which /30 of the pool */
+	char		 tap[16];
+	int		 up;
+	int		 ssh_port;
+	int		 egress_allow;
+};
+
+struct net_state {
+	uint32_t	 base;		/* pool network, host order */
+	int		 pool_prefix;
+	uint32_t	 nslots;	/* /30s in the pool */
+	char		*pool;		/* as configured */
+	struct net_rec	*recs;
+	size_t		 nrecs;
+};
+
+/* net_alloc.c */
+uint32_t	 net_hash(const char *s);
+int		 net_pool_parse(const char *pool, uint32_t *base, int *prefix,
+		    char *err, size_t errlen);
+int		 net_state_load(const char *state_dir, const char *pool,
+		    struct net_state *, char *err, size_t errlen);
+int		 net_state_save(const char *state_dir, const struct net_state *,
+		    char *err, size_t errlen);
+void		 net_state_free(struct net_state *);
+struct net_rec	*net_state_find(const struct net_state *, const char *name);
+struct net_rec	*net_state_alloc(struct net_state *, const char *name,
+		    char *err, size_t errlen);
+void		 net_state_remove(struct net_state *, const char *name);
+void		 net_rec_addrs(const struct net_state *, const struct net_rec *,
+		    char *host, char *guest, size_t len);
+void		 net_rec_mac(const struct net_rec *, char *mac, size_t len);
+
+/* net_tap.c */
+int	tap_ensure(const char *tap, const char *project, uid_t uid, gid_t gid,
+	    const char *host_ip, int prefix, char *err, size_t errlen);
+int	tap_delete(const char *tap, const char *project, char *err,
+	    size_t errlen);
+int	tap_exists(const char *tap);
+/* Calls fn(tap, project, arg) for every interface labelled by prison. */
+int	tap_foreach_prison(void (*fn)(const char *, const char *, void *),
+	    void *arg, char *err, size_t errlen);
+int	net_default_iface(char *buf, size_t len, char *err, size_t errlen);
+int	net_sysctl(const char *path, const char *value, char *err,
+	    size_t errlen);
+
+/* net_nft.c */
+struct prison_config;
+int	nft_rebuild(const struct prison_config *, const struct net_state *,
+	    const char *lan, char *err, size_t errlen);
+/* One transaction: the elements of del (if any) out, of add (if any) in. */
+int	nft_project(const struct prison_config *, const struct net_state *,
+	    const struct net_rec *del, const struct net_rec *add, char *err,
+	    size_t errlen);
+
+/* net_ct.c */
+int	ct_flush_addr(const char *ip, char *err, size_t errlen);
+
+#endif
