@@ -250,7 +250,8 @@ set_comment(struct reg_key *k, const char *s, size_t len, char *err,
 		return seterr(err, errlen, "comment longer than %d bytes",
 		    MAX_COMMENT);
 	for (i = 0; i < len; i++)
-		if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f)
+		if (((unsigned char)s[i] < 0x20 && s[i] != '\t') ||
+		    s[i] == 0x7f)
 			return seterr(err, errlen, "comment contains control "
 			    "characters");
 	/* The registry is JSON, which needs UTF-8. */
