@@ -105,6 +105,24 @@ fc_api_request(const char *sock, const char *method, const char *path,
 	return r;
 }
 
+/*
+ * Copy text from Firecracker into an error message: printable ASCII and
+ * spaces kept, anything else '?', so one line stays one line.
+ */
+void
+fc_api_clean(char *dst, size_t dstlen, const char *src)
+{
+	size_t i;
+
+	for (i = 0; i + 1 < dstlen && src[i] != '\0'; i++) {
+		unsigned char c = (unsigned char)src[i];
+
+		dst[i] = (c < 0x20 || c > 0x7e) ? '?' : (char)c;
+	}
+	if (dstlen > 0)
+		dst[i] = '\0';
+}
+
 /* Firecracker explains refusals in {"fault_message": "..."}. */
 static void
 fc_api_fault(const char *resp, char *buf, size_t buflen)
@@ -117,11 +135,11 @@ fc_api_fault(const char *resp, char *buf, size_t buflen)
 		goto out;
 	if ((j = json_loads(resp, 0, NULL)) == NULL ||
 	    !json_is_string(m = json_object_get(j, "fault_message"))) {
-		snprintf(buf, buflen, "unexpected answer: %s",
-		    log_safe(raw, sizeof(raw), resp));
+		fc_api_clean(raw, sizeof(raw), resp);
+		snprintf(buf, buflen, "unexpected answer: %s", raw);
 		goto out;
 	}
-	log_safe(buf, buflen, json_string_value(m));
+	fc_api_clean(buf, buflen, json_string_value(m));
  out:
 	json_decref(j);
 }

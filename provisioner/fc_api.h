@@ -36,4 +36,10 @@ int	fc_api_call(const char *sock, const char *method, const char *path,
 int	fc_api_state(const char *sock, char *state, size_t statelen,
 	    char *err, size_t errlen);
 
+/*
+ * Copy Firecracker's text into an error message: printable ASCII and
+ * spaces kept, anything else '?', so a message stays one line.
+ */
+void	fc_api_clean(char *dst, size_t dstlen, const char *src);
+
 #endif

@@ -215,13 +215,33 @@ fc_jail_init(const struct prison_config *cfg, const char *project,
 	return 0;
 }
 
+/*
+ * Read a /proc file (their size shows as 0, so read_file() cannot) into
+ * buf; returns the bytes read or -1.
+ */
+static ssize_t
+fc_read_proc(const char *path, char *buf, size_t size)
+{
+	size_t off = 0;
+	ssize_t n;
+	int fd;
+
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1)
+		return -1;
+	while (off + 1 < size &&
+	    (n = read(fd, buf + off, size - 1 - off)) > 0)
+		off += n;
+	close(fd);
+	buf[off] = '\0';
+	return (ssize_t)off;
+}
+
 /* A process is gone when it no longer exists or is a zombie. */
 static int
 fc_pid_gone(pid_t pid)
 {
-	char path[64], *buf = NULL, *p;
-	size_t len;
-	int status, gone = 0;
+	char path[64], buf[1024], *p;
+	int status;
 
 	if (pid <= 0)
 		return 1;
@@ -230,14 +250,11 @@ fc_pid_gone(pid_t pid)
 	if (kill(pid, 0) == -1 && errno == ESRCH)
 		return 1;
 	snprintf(path, sizeof(path), "/proc/%ld/stat", (long)pid);
-	if (read_file(path, 4096, &buf, &len, NULL, 0) != 0)
+	if (fc_read_proc(path, buf, sizeof(buf)) <= 0)
 		return 1;
 	/* "pid (comm) S ...": comm may hold spaces and parentheses. */
-	if ((p = strrchr(buf, ')')) != NULL && p[1] == ' ' &&
-	    (p[2] == 'Z' || p[2] == 'X'))
-		gone = 1;
-	free(buf);
-	return gone;
+	return (p = strrchr(buf, ')')) != NULL && p[1] == ' ' &&
+	    (p[2] == 'Z' || p[2] == 'X');
 }
 
 /* Wait up to ms milliseconds for pid to go; 1 when it went. */
@@ -259,24 +276,18 @@ fc_wait_gone(pid_t pid, long ms)
 static int
 fc_pid_is_jail(pid_t pid, const char *id)
 {
-	char path[64], *buf = NULL, *want = NULL;
-	size_t len, i, wlen;
-	int found = 0;
+	char path[64], buf[8192], want[FC_ID_MAX + 8];
+	ssize_t len, i;
 
 	snprintf(path, sizeof(path), "/proc/%ld/cmdline", (long)pid);
-	if (read_file(path, 65536, &buf, &len, NULL, 0) != 0)
+	snprintf(want, sizeof(want), "--id=%s", id);
+	if ((len = fc_read_proc(path, buf, sizeof(buf))) <= 0)
 		return 0;
-	want = xasprintf("--id=%s", id);
-	wlen = strlen(want);
 	for (i = 0; i < len; i += strlen(buf + i) + 1) {
-		if (strncmp(buf + i, want, wlen + 1) == 0) {
-			found = 1;
-			break;
-		}
+		if (strcmp(buf + i, want) == 0)
+			return 1;
 	}
-	free(want);
-	free(buf);
-	return found;
+	return 0;
 }
 
 static int
@@ -613,7 +624,7 @@ fc_last_output(const struct vm_spec *spec, char *buf, size_t buflen)
 	if (len == 0)
 		goto out;
 	line = (end = strrchr(data, '\n')) != NULL ? end + 1 : data;
-	log_safe(buf, buflen, line);
+	fc_api_clean(buf, buflen, line);
  out:
 	free(data);
 	free(path);
