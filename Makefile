@@ -58,7 +58,7 @@ $(B)/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -MMD -MP -c -o $@ $<
 
--include $(shell find $(B) -name '*.d' -type f 2>/dev/null)
+-include $(shell find $(B) -path $(B)/images -prune -o -name '*.d' -type f -print 2>/dev/null)
 
 # Debian packages needed to build, test and run.  The dnf names for
 # AlmaLinux/RHEL are listed in docs/install.md.
