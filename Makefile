@@ -70,6 +70,7 @@ DEB_RUN := openssh-client openssh-server qemu-system-x86 qemu-utils \
 	mmdebstrap e2fsprogs iproute2 nftables conntrack ca-certificates \
 	libpam-modules
 DEB_TEST := putty-tools dropbear-bin ssh-audit libpam-wrapper pamtester \
+	oathtool libpam-oath \
 	socat netcat-openbsd curl python3 python3-yaml procps psmisc
 
 deps:

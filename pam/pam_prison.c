@@ -22,6 +22,7 @@
 #include <syslog.h>
 #include <unistd.h>
 
+#define PAM_SM_AUTH
 #define PAM_SM_ACCOUNT
 #define PAM_SM_SESSION
 #include <security/pam_appl.h>
@@ -37,11 +38,15 @@
 #include "registry.h"
 
 #define HOLD_DATA	"pam_prison_hold"
+#define PROJECT_DATA	"pam_prison_project"
+
+enum as_user { AS_NONE, AS_DEVELOPER, AS_PROJECT };
 
 struct opts {
 	const char	*config;	/* NULL: PRISON_CONFIG or default */
 	int		 trust_env;	/* PRISON_DEVELOPER is believed */
 	int		 debug;
+	enum as_user	 as;		/* auth: user=developer|project */
 };
 
 /* Everything one call needs, freed by ctx_free(). */
@@ -56,6 +61,23 @@ struct ctx {
 	char			 proj_log[48];
 };
 
+/*
+ * For messages that may carry text from elsewhere (the provisioner's
+ * error): capped, control bytes replaced, spaces kept for readability.
+ */
+static char *
+safe_text(char *dst, size_t dstlen, const char *src)
+{
+	size_t i;
+
+	for (i = 0; i + 1 < dstlen && src[i] != '\0'; i++)
+		dst[i] = ((unsigned char)src[i] < 0x20 || src[i] == 0x7f) ?
+		    '?' : src[i];
+	if (dstlen > 0)
+		dst[i] = '\0';
+	return dst;
+}
+
 static int
 parse_opts(pam_handle_t *pamh, int argc, const char **argv, struct opts *o)
 {
@@ -69,9 +91,14 @@ parse_opts(pam_handle_t *pamh, int argc, const char **argv, struct opts *o)
 			o->trust_env = 1;
 		else if (strcmp(argv[i], "debug") == 0)
 			o->debug = 1;
+		else if (strcmp(argv[i], "user=developer") == 0)
+			o->as = AS_DEVELOPER;
+		else if (strcmp(argv[i], "user=project") == 0)
+			o->as = AS_PROJECT;
 		else {
 			pam_syslog(pamh, LOG_ERR, "unknown option \"%s\"; "
-			    "known: config=FILE trust_env debug", argv[i]);
+			    "known: config=FILE trust_env debug "
+			    "user=developer|project", argv[i]);
 			return -1;
 		}
 	}
@@ -129,13 +156,77 @@ ctx_init(pam_handle_t *pamh, int argc, const char **argv, struct ctx *c)
 	return PAM_SUCCESS;
 }
 
+static void
+free_data(pam_handle_t *pamh, void *data, int error_status)
+{
+	free(data);
+}
+
+/*
+ * auth, for the gateway's stack only: second-factor modules such as
+ * pam_oath look their secrets up by PAM_USER, which is the project, but
+ * the secret belongs to the developer.  "user=developer" switches
+ * PAM_USER to the developer the gateway named (trust_env required) and
+ * "user=project" switches it back, so the modules between them see the
+ * developer.  Should the stack stop between the two, PAM_USER stays a
+ * developer's name and the account phase finds no such project: closed.
+ */
+PAM_EXTERN int
+pam_sm_authenticate(pam_handle_t *pamh, int flags, int argc,
+    const char **argv)
+{
+	struct opts o;
+	const char *user = NULL, *dev;
+	const void *saved = NULL;
+	char safe[48], *copy;
+
+	if (parse_opts(pamh, argc, argv, &o) == -1)
+		return PAM_SERVICE_ERR;
+	if (o.as == AS_PROJECT) {
+		if (pam_get_data(pamh, PROJECT_DATA, &saved) != PAM_SUCCESS ||
+		    saved == NULL)
+			return PAM_IGNORE;
+		if (pam_set_item(pamh, PAM_USER, saved) != PAM_SUCCESS)
+			return PAM_SERVICE_ERR;
+		pam_set_data(pamh, PROJECT_DATA, NULL, NULL);
+		return PAM_SUCCESS;
+	}
+	if (o.as != AS_DEVELOPER)
+		return PAM_IGNORE;
+	if (!o.trust_env || (dev = pam_getenv(pamh, "PRISON_DEVELOPER")) ==
+	    NULL || *dev == '\0') {
+		pam_syslog(pamh, LOG_ERR, "user=developer needs trust_env and "
+		    "PRISON_DEVELOPER from the gateway");
+		return PAM_AUTH_ERR;
+	}
+	if (pam_get_item(pamh, PAM_USER, (const void **)&user) !=
+	    PAM_SUCCESS || user == NULL || (copy = strdup(user)) == NULL)
+		return PAM_SERVICE_ERR;
+	if (pam_set_data(pamh, PROJECT_DATA, copy, free_data) != PAM_SUCCESS) {
+		free(copy);
+		return PAM_SERVICE_ERR;
+	}
+	if (pam_set_item(pamh, PAM_USER, dev) != PAM_SUCCESS)
+		return PAM_SERVICE_ERR;
+	if (o.debug)
+		pam_syslog(pamh, LOG_DEBUG, "PAM_USER is developer %s until "
+		    "user=project", log_safe(safe, sizeof(safe), dev));
+	return PAM_SUCCESS;
+}
+
+PAM_EXTERN int
+pam_sm_setcred(pam_handle_t *pamh, int flags, int argc, const char **argv)
+{
+	return PAM_IGNORE;
+}
+
 PAM_EXTERN int
 pam_sm_acct_mgmt(pam_handle_t *pamh, int flags, int argc, const char **argv)
 {
 	struct ctx c;
 	const struct reg_user *u = NULL;
 	const struct reg_key *k = NULL;
-	const char *info, *env_dev;
+	const char *info, *env_dev, *s;
 	char why[256] = "", dev_log[48] = "-", key_log[128] = "-";
 	int rc;
 
@@ -151,6 +242,8 @@ pam_sm_acct_mgmt(pam_handle_t *pamh, int flags, int argc, const char **argv)
 	env_dev = pam_getenv(pamh, "PRISON_DEVELOPER");
 	info = pam_getenv(pamh, "SSH_AUTH_INFO_0");
 	if (c.o.trust_env && env_dev != NULL) {
+		if ((s = pam_getenv(pamh, "PRISON_KEY_FP")) != NULL)
+			log_safe(key_log, sizeof(key_log), s);
 		if ((u = registry_user(c.reg, env_dev)) == NULL) {
 			log_safe(dev_log, sizeof(dev_log), env_dev);
 			snprintf(why, sizeof(why), "unknown developer");
@@ -269,7 +362,7 @@ ensure_hold(struct ctx *c, pam_handle_t *pamh, char *stage, size_t stagelen,
 	}
 	if (!json_is_true(json_object_get(msg, "ok"))) {
 		s = json_string_value(json_object_get(msg, "stage"));
-		snprintf(stage, stagelen, "%s", s != NULL ? s : "unknown");
+		log_safe(stage, stagelen, s != NULL ? s : "unknown");
 		s = json_string_value(json_object_get(msg, "error"));
 		seterr(err, errlen, "%s", s != NULL ? s : "ensure failed");
 		goto fail;
@@ -314,7 +407,7 @@ pam_sm_open_session(pam_handle_t *pamh, int flags, int argc,
 	if (fd == -1) {
 		pam_syslog(pamh, LOG_ERR, "session project=%s: ensure failed "
 		    "stage=%s: %s", c.proj_log, stage,
-		    log_safe(safe, sizeof(safe), err));
+		    safe_text(safe, sizeof(safe), err));
 		goto out;
 	}
 	if ((held = malloc(sizeof(*held))) == NULL) {
