@@ -50,6 +50,7 @@
 #define FC_KILL_TIMEOUT		5	/* seconds to wait after SIGKILL */
 /* x86_64 Firecracker refuses command lines of 2048 bytes and more. */
 #define FC_CMDLINE_MAX		2048
+#define FC_API_PAYLOAD_MAX	"524288"	/* bytes per API request */
 
 /* Where one VM's jail lives. */
 struct fc_jail {
@@ -568,6 +569,9 @@ fc_launch(const struct prison_config *cfg, const struct vm_spec *spec,
 	argv[n++] = "--";
 	argv[n++] = "--api-sock";
 	argv[n++] = FC_SOCK_IN_ROOT;
+	/* Also MMDS's size limit; the 50 KiB default is tight for scripts. */
+	argv[n++] = "--http-api-max-payload-size";
+	argv[n++] = FC_API_PAYLOAD_MAX;
 	argv[n] = NULL;
 
 	console = xasprintf("%s/console.log", spec->vm_dir);

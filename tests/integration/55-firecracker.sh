@@ -82,7 +82,7 @@ jailer_argv() {
 for l in open(sys.argv[1]):
     e = json.loads(l)
     if "jailer" in e: a = e["jailer"]
-print("\n".join(a))' "$LOG"
+print(",".join(a))' "$LOG"
 }
 # A process is gone when absent or a zombie (its parent, fc_drive, exited).
 gone() {
@@ -115,21 +115,24 @@ root=$JAIL/firecracker/prison-proja/root
 expect_eq "API socket is inside the jail" \
     "socket=$root/run/firecracker.socket" "$(grep -o 'socket=.*' <<<"$out")"
 
-argv=$(jailer_argv)
-expect_match "jailer gets --id from the project" $'--id\nprison-proja\n' \
-    "$argv"$'\n'
+argv=,$(jailer_argv),
+# One line, arguments between commas: each pattern must match in order.
+expect_match "jailer gets --id from the project" ',--id,prison-proja,' \
+    "$argv"
 expect_match "jailer gets the exec file, uid and gid" \
-    "--exec-file"$'\n'"$T/bin/firecracker"$'\n'"--uid"$'\n'"$VUID"$'\n'"--gid"$'\n'"$VGID" \
-    "$argv"
-expect_match "jailer uses cgroup v2" $'--cgroup-version\n2' "$argv"
+    ",--exec-file,$T/bin/firecracker,--uid,$VUID,--gid,$VGID," "$argv"
+expect_match "jailer uses cgroup v2" ',--cgroup-version,2,' "$argv"
 expect_match "cpu.max: 2 vCPUs plus a quarter CPU" \
-    $'--cgroup\ncpu.max=225000 100000' "$argv"
+    ',--cgroup,cpu.max=225000 100000,' "$argv"
 expect_match "memory.max: 512 MiB plus overhead" \
-    $'--cgroup\nmemory.max='$(( (512 + 64 + 32) * 1048576 )) "$argv"
-expect_match "jailer gets the chroot base" $'--chroot-base-dir\n'"$JAIL" \
+    ",--cgroup,memory.max=$(( (512 + 64 + 32) * 1048576 ))," "$argv"
+expect_match "jailer gets the chroot base" ",--chroot-base-dir,$JAIL," \
     "$argv"
-expect_match "firecracker args follow --" \
-    $'--\n--api-sock\n/run/firecracker.socket' "$argv"
+expect_match "firecracker args follow --, nothing else" \
+    ',--,--api-sock,/run/firecracker.socket,--http-api-max-payload-size,524288,$' \
+    "$argv"
+check_fails "jailer is not asked to daemonize or fork" \
+    grep -qE ',--(daemonize|new-pid-ns),' <<<"$argv"
 
 expect_eq "configuration requests in order, InstanceStart last" \
 "PUT /logger
@@ -190,6 +193,12 @@ got=$(curl -s --unix-socket "$root/run/firecracker.socket" \
     http://localhost/mmds)
 expect_eq "MMDS now holds exactly the new document" \
     "$(jcompact "$(cat "$T/mmds2.json")")" "$(jcompact "$got")"
+
+python3 -c 'import json
+print(json.dumps({"prison": {"project": "proja", "bootstrap":
+    [{"name": "10-big", "script": "#" * 100000}]}}))' >"$T/mmds3.json"
+check "a 100 KB metadata document fits the raised API limit" \
+    drive mmds -p proja -j "$T/mmds3.json"
 
 # ---- the double refuses what Firecracker refuses after InstanceStart
 fcurl() {	# SOCKET METHOD PATH [BODY]: prints "STATUS BODY"
@@ -357,6 +366,9 @@ expect_match "logger to a file that does not exist: 400" '^400 ' \
 expect_match "bad MAC: 400" '^400 .*MAC' \
     "$(fcurl "$S2" PUT /network-interfaces/eth0 \
     '{"iface_id":"eth0","host_dev_name":"tap-x","guest_mac":"06:00:zz"}')"
+big=$(python3 -c 'import json; print(json.dumps({"k": "x" * 60000}))')
+expect_match "60 KB body over the default 51200-byte limit: 400" \
+    '^400 .*larger than the limit of 51200' "$(fcurl "$S2" PUT /mmds "$big")"
 expect_match "valid boot-source: 204" '^204' \
     "$(fcurl "$S2" PUT /boot-source '{"kernel_image_path":"/vmlinux"}')"
 expect_match "InstanceStart with a kernel: 204" '^204' \
