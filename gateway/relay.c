@@ -1,0 +1,718 @@
+/*
+ * The relay: every channel the client opens is paired with one on the
+ * project's SSH server, and every channel the server opens towards us
+ * (forwarded-tcpip for ssh -R, the agent for ssh -A) with one towards the
+ * client.  Bytes move only as far as the receiving side's window allows;
+ * the rest stays in libssh's channel buffer, whose own window is not
+ * re-opened until we read, so a peer that stops reading stops its
+ * counterpart instead of making us buffer (at most one window, about
+ * 2 MB, per channel and direction).
+ *
+ * Each session has its own ssh_event.  A request that must wait for the
+ * other side's answer (exec, pty-req, direct-tcpip) may therefore block
+ * inside a callback: it only turns the other session's event loop, never
+ * re-enters the session whose callback is running.  A callback of one
+ * session only ever writes to the other session.
+ */
+#include <errno.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <libssh/callbacks.h>
+#include <libssh/libssh.h>
+#include <libssh/server.h>
+
+#include "config.h"
+#include "gateway.h"
+#include "log.h"
+#include "xmalloc.h"
+
+#define DOWN	0		/* the client's side */
+#define UP	1		/* the project's side */
+#define CHUNK	(32 * 1024)
+
+enum pair_kind { PAIR_SESSION, PAIR_DIRECT, PAIR_FORWARDED, PAIR_AGENT };
+
+struct pair {
+	struct relay	*r;
+	enum pair_kind	 kind;
+	ssh_channel	 ch[2];
+	struct ssh_channel_callbacks_struct cb[2];
+	/* Bytes waiting in ch[side]'s libssh buffer, per stream. */
+	uint32_t	 pend[2][2];
+	/* Bytes read but not yet accepted by the other side (rekey). */
+	char		*carry[2][2];
+	uint32_t	 carrylen[2][2];
+	int		 got_eof[2], sent_eof[2];
+	int		 got_close[2], sent_close[2];
+	int		 have_status, status;
+	char		*sig, *sigmsg, *siglang;
+	int		 sigcore, have_sig;
+	struct pair	*next;
+};
+
+struct relay {
+	struct gw_conn	*c;
+	ssh_session	 s[2];
+	ssh_event	 ev[2];
+	struct pair	*pairs;
+	int		 broken;
+	int		 nsessions;	/* session channels, for the log */
+	struct ssh_callbacks_struct scb[2];
+	char		 buf[CHUNK];
+};
+
+static void	settle(struct pair *);
+
+static int
+other(int side)
+{
+	return side == DOWN ? UP : DOWN;
+}
+
+static int
+side_of(struct pair *p, ssh_channel ch)
+{
+	return ch == p->ch[UP] ? UP : DOWN;
+}
+
+/*
+ * Move what ch[from] holds to ch[to], as far as to's window allows, then
+ * pass on EOF once everything before it went through.
+ */
+static void
+pump(struct pair *p, int from)
+{
+	struct relay *r = p->r;
+	int to = other(from), s, n, w;
+	ssh_channel src = p->ch[from], dst = p->ch[to];
+	int discard = p->got_close[to] || p->sent_close[to] ||
+	    p->sent_eof[to];
+	uint32_t win, want;
+
+	for (s = 0; s < 2; s++) {
+		while (p->carrylen[from][s] > 0 && !discard) {
+			win = ssh_channel_window_size(dst);
+			if (win == 0)
+				break;
+			want = p->carrylen[from][s] < win ?
+			    p->carrylen[from][s] : win;
+			w = s ? ssh_channel_write_stderr(dst,
+			    p->carry[from][s], want) :
+			    ssh_channel_write(dst, p->carry[from][s], want);
+			if (w < 0) {
+				discard = 1;
+				break;
+			}
+			if (w == 0)
+				break;
+			memmove(p->carry[from][s], p->carry[from][s] + w,
+			    p->carrylen[from][s] - (uint32_t)w);
+			p->carrylen[from][s] -= (uint32_t)w;
+		}
+		if (discard)
+			p->carrylen[from][s] = 0;
+		while (p->pend[from][s] > 0 && p->carrylen[from][s] == 0) {
+			win = discard ? CHUNK : ssh_channel_window_size(dst);
+			if (win == 0)
+				break;
+			want = p->pend[from][s];
+			if (want > win)
+				want = win;
+			if (want > CHUNK)
+				want = CHUNK;
+			n = ssh_channel_read_nonblocking(src, r->buf, want, s);
+			if (n <= 0) {
+				p->pend[from][s] = 0;
+				break;
+			}
+			p->pend[from][s] -= (uint32_t)n < p->pend[from][s] ?
+			    (uint32_t)n : p->pend[from][s];
+			if (discard)
+				continue;
+			w = s ? ssh_channel_write_stderr(dst, r->buf, n) :
+			    ssh_channel_write(dst, r->buf, n);
+			if (w < 0) {
+				discard = 1;
+				continue;
+			}
+			if (w < n) {
+				/* Key re-exchange under way: keep the rest. */
+				p->carry[from][s] = xreallocarray(
+				    p->carry[from][s], 1, CHUNK);
+				memcpy(p->carry[from][s], r->buf + w, n - w);
+				p->carrylen[from][s] = (uint32_t)(n - w);
+				break;
+			}
+		}
+	}
+	settle(p);
+}
+
+static int
+drained(struct pair *p, int from)
+{
+	return p->pend[from][0] == 0 && p->pend[from][1] == 0 &&
+	    p->carrylen[from][0] == 0 && p->carrylen[from][1] == 0;
+}
+
+/* Pass EOF and CLOSE on once the data before them has gone through. */
+static void
+settle(struct pair *p)
+{
+	int from, to;
+
+	for (from = 0; from < 2; from++) {
+		to = other(from);
+		if (!drained(p, from))
+			continue;
+		if (p->got_eof[from] && !p->sent_eof[to] &&
+		    !p->sent_close[to] && !p->got_close[to]) {
+			ssh_channel_send_eof(p->ch[to]);
+			p->sent_eof[to] = 1;
+		}
+		if (!p->got_close[from])
+			continue;
+		/* The exit status must reach the client before CLOSE. */
+		if (from == UP && !p->sent_close[DOWN] &&
+		    !p->got_close[DOWN]) {
+			if (p->have_status)
+				ssh_channel_request_send_exit_status(
+				    p->ch[DOWN], p->status);
+			else if (p->have_sig)
+				ssh_channel_request_send_exit_signal(
+				    p->ch[DOWN], p->sig, p->sigcore,
+				    p->sigmsg ? p->sigmsg : "",
+				    p->siglang ? p->siglang : "");
+		}
+		if (!p->sent_close[to]) {
+			ssh_channel_close(p->ch[to]);
+			p->sent_close[to] = 1;
+		}
+		if (!p->sent_close[from]) {
+			ssh_channel_close(p->ch[from]);
+			p->sent_close[from] = 1;
+		}
+	}
+}
+
+static int
+cb_data(ssh_session session, ssh_channel ch, void *data, uint32_t len,
+    int is_stderr, void *ud)
+{
+	struct pair *p = ud;
+	int side = side_of(p, ch);
+
+	/* len is all the channel holds; take none now, pump reads it. */
+	p->pend[side][is_stderr ? 1 : 0] = len;
+	pump(p, side);
+	return 0;
+}
+
+static void
+cb_eof(ssh_session session, ssh_channel ch, void *ud)
+{
+	struct pair *p = ud;
+	int side = side_of(p, ch);
+
+	p->got_eof[side] = 1;
+	pump(p, side);
+}
+
+static void
+cb_close(ssh_session session, ssh_channel ch, void *ud)
+{
+	struct pair *p = ud;
+	int side = side_of(p, ch);
+
+	p->got_close[side] = 1;
+	p->got_eof[side] = 1;
+	pump(p, side);
+}
+
+static void
+cb_exit_status(ssh_session session, ssh_channel ch, int status, void *ud)
+{
+	struct pair *p = ud;
+
+	p->have_status = 1;
+	p->status = status;
+}
+
+static void
+cb_exit_signal(ssh_session session, ssh_channel ch, const char *sig,
+    int core, const char *errmsg, const char *lang, void *ud)
+{
+	struct pair *p = ud;
+
+	free(p->sig);
+	free(p->sigmsg);
+	free(p->siglang);
+	p->sig = xstrdup(sig ? sig : "KILL");
+	p->sigmsg = errmsg ? xstrdup(errmsg) : NULL;
+	p->siglang = lang ? xstrdup(lang) : NULL;
+	p->sigcore = core;
+	p->have_sig = 1;
+}
+
+/*
+ * The upstream session stays non-blocking for the relay; a request that
+ * needs the server's answer switches it to blocking for that one call.
+ */
+#define UPCALL(r, expr) ({					\
+	int _rc;						\
+	ssh_set_blocking((r)->s[UP], 1);			\
+	_rc = (expr);						\
+	ssh_set_blocking((r)->s[UP], 0);			\
+	_rc; })
+
+static int
+cb_pty(ssh_session session, ssh_channel ch, const char *term, int w, int h,
+    int pw, int ph, void *ud)
+{
+	struct pair *p = ud;
+
+	/*
+	 * libssh 0.10 neither hands us the client's terminal modes nor
+	 * lets us send any (docs/gateway.md): the guest's sshd applies its
+	 * defaults.
+	 */
+	return UPCALL(p->r, ssh_channel_request_pty_size(p->ch[UP], term, w,
+	    h)) == SSH_OK ? 0 : -1;
+}
+
+static int
+cb_winch(ssh_session session, ssh_channel ch, int w, int h, int pw, int ph,
+    void *ud)
+{
+	struct pair *p = ud;
+
+	return ssh_channel_change_pty_size(p->ch[UP], w, h) == SSH_ERROR ?
+	    -1 : 0;
+}
+
+static void
+log_request(struct pair *p, const char *what, const char *arg)
+{
+	char safe[128];
+
+	log_info("session: project=%s developer=%s addr=%s request=%s%s%s",
+	    p->r->c->project, p->r->c->developer, p->r->c->addr, what,
+	    arg ? " arg=" : "", arg ? log_safe(safe, sizeof(safe), arg) : "");
+}
+
+static int
+cb_shell(ssh_session session, ssh_channel ch, void *ud)
+{
+	struct pair *p = ud;
+
+	log_request(p, "shell", NULL);
+	return UPCALL(p->r, ssh_channel_request_shell(p->ch[UP])) == SSH_OK ?
+	    0 : -1;
+}
+
+static int
+cb_exec(ssh_session session, ssh_channel ch, const char *cmd, void *ud)
+{
+	struct pair *p = ud;
+
+	log_request(p, "exec", cmd);
+	return UPCALL(p->r, ssh_channel_request_exec(p->ch[UP], cmd)) ==
+	    SSH_OK ? 0 : -1;
+}
+
+static int
+cb_subsystem(ssh_session session, ssh_channel ch, const char *name,
+    void *ud)
+{
+	struct pair *p = ud;
+
+	log_request(p, "subsystem", name);
+	return UPCALL(p->r, ssh_channel_request_subsystem(p->ch[UP], name)) ==
+	    SSH_OK ? 0 : -1;
+}
+
+static int
+cb_env(ssh_session session, ssh_channel ch, const char *name,
+    const char *value, void *ud)
+{
+	struct pair *p = ud;
+
+	return UPCALL(p->r, ssh_channel_request_env(p->ch[UP], name,
+	    value)) == SSH_OK ? 0 : -1;
+}
+
+static void
+cb_signal(ssh_session session, ssh_channel ch, const char *sig, void *ud)
+{
+	struct pair *p = ud;
+
+	ssh_channel_request_send_signal(p->ch[UP], sig);
+}
+
+static void
+cb_agent_req(ssh_session session, ssh_channel ch, void *ud)
+{
+	struct pair *p = ud;
+
+	/* Installed only when agent_forwarding is on. */
+	ssh_channel_request_auth_agent(p->ch[UP]);
+}
+
+static struct pair *
+pair_new(struct relay *r, enum pair_kind kind)
+{
+	struct pair *p = xcalloc(1, sizeof(*p));
+	int side;
+
+	p->r = r;
+	p->kind = kind;
+	for (side = 0; side < 2; side++) {
+		struct ssh_channel_callbacks_struct *cb = &p->cb[side];
+
+		cb->userdata = p;
+		cb->channel_data_function = cb_data;
+		cb->channel_eof_function = cb_eof;
+		cb->channel_close_function = cb_close;
+		ssh_callbacks_init(cb);
+	}
+	if (kind == PAIR_SESSION) {
+		p->cb[DOWN].channel_pty_request_function = cb_pty;
+		p->cb[DOWN].channel_pty_window_change_function = cb_winch;
+		p->cb[DOWN].channel_shell_request_function = cb_shell;
+		p->cb[DOWN].channel_exec_request_function = cb_exec;
+		p->cb[DOWN].channel_subsystem_request_function = cb_subsystem;
+		p->cb[DOWN].channel_env_request_function = cb_env;
+		p->cb[DOWN].channel_signal_function = cb_signal;
+		if (r->c->cfg->agent_forwarding)
+			p->cb[DOWN].channel_auth_agent_req_function =
+			    cb_agent_req;
+		p->cb[UP].channel_exit_status_function = cb_exit_status;
+		p->cb[UP].channel_exit_signal_function = cb_exit_signal;
+	}
+	return p;
+}
+
+/* Hook the side made last (the other one got its callbacks at birth). */
+static void
+pair_link(struct relay *r, struct pair *p, int side)
+{
+	ssh_set_channel_callbacks(p->ch[side], &p->cb[side]);
+	p->next = r->pairs;
+	r->pairs = p;
+}
+
+static void
+pair_free(struct pair *p)
+{
+	int side, s;
+
+	for (side = 0; side < 2; side++) {
+		if (p->ch[side] != NULL)
+			ssh_channel_free(p->ch[side]);
+		for (s = 0; s < 2; s++)
+			free(p->carry[side][s]);
+	}
+	free(p->sig);
+	free(p->sigmsg);
+	free(p->siglang);
+	free(p);
+}
+
+/* The client opened a session channel: open one upstream first. */
+static ssh_channel
+cb_open_session(ssh_session session, void *ud)
+{
+	struct relay *r = ud;
+	struct pair *p = pair_new(r, PAIR_SESSION);
+
+	p->ch[UP] = ssh_channel_new(r->s[UP]);
+	if (p->ch[UP] == NULL)
+		goto fail;
+	ssh_set_channel_callbacks(p->ch[UP], &p->cb[UP]);
+	if (UPCALL(r, ssh_channel_open_session(p->ch[UP])) != SSH_OK) {
+		log_warn("session: project=%s cannot open a session "
+		    "upstream: %s", r->c->project,
+		    ssh_get_error(r->s[UP]));
+		goto fail;
+	}
+	if ((p->ch[DOWN] = ssh_channel_new(session)) == NULL)
+		goto fail;
+	pair_link(r, p, DOWN);
+	r->nsessions++;
+	return p->ch[DOWN];
+ fail:
+	pair_free(p);
+	return NULL;
+}
+
+/* direct-tcpip (ssh -L, VS Code): the project's server makes the hop. */
+static int
+open_direct(struct relay *r, ssh_message msg)
+{
+	struct pair *p = pair_new(r, PAIR_DIRECT);
+	const char *host = ssh_message_channel_request_open_destination(msg);
+	const char *orig = ssh_message_channel_request_open_originator(msg);
+	int port = ssh_message_channel_request_open_destination_port(msg);
+	int oport = ssh_message_channel_request_open_originator_port(msg);
+	char safe[128];
+
+	log_info("session: project=%s developer=%s addr=%s request=direct-tcpip "
+	    "arg=%s:%d", r->c->project, r->c->developer, r->c->addr,
+	    log_safe(safe, sizeof(safe), host), port);
+	if ((p->ch[UP] = ssh_channel_new(r->s[UP])) == NULL)
+		goto fail;
+	ssh_set_channel_callbacks(p->ch[UP], &p->cb[UP]);
+	if (UPCALL(r, ssh_channel_open_forward(p->ch[UP], host, port,
+	    orig ? orig : "127.0.0.1", oport)) != SSH_OK)
+		goto fail;
+	p->ch[DOWN] = ssh_message_channel_request_open_reply_accept(msg);
+	if (p->ch[DOWN] == NULL)
+		goto fail;
+	pair_link(r, p, DOWN);
+	return 0;
+ fail:
+	pair_free(p);
+	return 1;		/* libssh answers "open failed" */
+}
+
+static int
+cb_srv_message(ssh_session session, ssh_message msg, void *ud)
+{
+	struct relay *r = ud;
+
+	if (ssh_message_type(msg) == SSH_REQUEST_CHANNEL_OPEN &&
+	    ssh_message_subtype(msg) == SSH_CHANNEL_DIRECT_TCPIP)
+		return open_direct(r, msg);
+	/* X11 and anything else: refused with the default answer. */
+	return 1;
+}
+
+/* ssh -R: ask the project's server to listen, answer with its port. */
+static void
+cb_srv_global(ssh_session session, ssh_message msg, void *ud)
+{
+	struct relay *r = ud;
+	int type = ssh_message_subtype(msg), bound = 0, rc;
+	const char *addr = NULL;
+	int port = 0;
+
+	if (type == SSH_GLOBAL_REQUEST_KEEPALIVE) {
+		ssh_message_global_request_reply_success(msg, 0);
+		return;
+	}
+	if (type != SSH_GLOBAL_REQUEST_TCPIP_FORWARD &&
+	    type != SSH_GLOBAL_REQUEST_CANCEL_TCPIP_FORWARD) {
+		ssh_message_reply_default(msg);
+		return;
+	}
+	addr = ssh_message_global_request_address(msg);
+	port = ssh_message_global_request_port(msg);
+	if (type == SSH_GLOBAL_REQUEST_TCPIP_FORWARD)
+		rc = UPCALL(r, ssh_channel_listen_forward(r->s[UP], addr, port,
+		    &bound));
+	else
+		rc = UPCALL(r, ssh_channel_cancel_forward(r->s[UP], addr,
+		    port));
+	log_info("session: project=%s developer=%s addr=%s request=%s "
+	    "port=%d result=%s", r->c->project, r->c->developer, r->c->addr,
+	    type == SSH_GLOBAL_REQUEST_TCPIP_FORWARD ? "tcpip-forward" :
+	    "cancel-tcpip-forward", port, rc == SSH_OK ? "ok" : "refused");
+	if (rc == SSH_OK)
+		ssh_message_global_request_reply_success(msg,
+		    (uint16_t)(port == 0 ? bound : port));
+	else
+		ssh_message_reply_default(msg);
+}
+
+/* The project's server reports a connection to an ssh -R listener. */
+static int
+open_forwarded(struct relay *r, ssh_message msg)
+{
+	struct pair *p = pair_new(r, PAIR_FORWARDED);
+	const char *host = ssh_message_channel_request_open_destination(msg);
+	const char *orig = ssh_message_channel_request_open_originator(msg);
+	int port = ssh_message_channel_request_open_destination_port(msg);
+	int oport = ssh_message_channel_request_open_originator_port(msg);
+	int rc;
+
+	if ((p->ch[DOWN] = ssh_channel_new(r->s[DOWN])) == NULL)
+		goto fail;
+	ssh_set_channel_callbacks(p->ch[DOWN], &p->cb[DOWN]);
+	ssh_set_blocking(r->s[DOWN], 1);
+	rc = ssh_channel_open_reverse_forward(p->ch[DOWN], host, port,
+	    orig ? orig : "127.0.0.1", oport);
+	ssh_set_blocking(r->s[DOWN], 0);
+	if (rc != SSH_OK)
+		goto fail;
+	p->ch[UP] = ssh_message_channel_request_open_reply_accept(msg);
+	if (p->ch[UP] == NULL)
+		goto fail;
+	pair_link(r, p, UP);
+	return 0;
+ fail:
+	pair_free(p);
+	return 1;
+}
+
+static int
+cb_up_message(ssh_session session, ssh_message msg, void *ud)
+{
+	struct relay *r = ud;
+
+	if (ssh_message_type(msg) == SSH_REQUEST_CHANNEL_OPEN &&
+	    ssh_message_subtype(msg) == SSH_CHANNEL_FORWARDED_TCPIP)
+		return open_forwarded(r, msg);
+	return 1;
+}
+
+/* ssh -A: the project's server wants the client's agent. */
+static ssh_channel
+cb_up_agent(ssh_session session, void *ud)
+{
+	struct relay *r = ud;
+	struct pair *p = NULL;
+	int rc;
+
+	if (!r->c->cfg->agent_forwarding)
+		return NULL;
+	p = pair_new(r, PAIR_AGENT);
+	if ((p->ch[DOWN] = ssh_channel_new(r->s[DOWN])) == NULL)
+		goto fail;
+	ssh_set_channel_callbacks(p->ch[DOWN], &p->cb[DOWN]);
+	ssh_set_blocking(r->s[DOWN], 1);
+	rc = ssh_channel_open_auth_agent(p->ch[DOWN]);
+	ssh_set_blocking(r->s[DOWN], 0);
+	if (rc != SSH_OK)
+		goto fail;
+	if ((p->ch[UP] = ssh_channel_new(r->s[UP])) == NULL)
+		goto fail;
+	pair_link(r, p, UP);
+	return p->ch[UP];
+ fail:
+	pair_free(p);
+	return NULL;
+}
+
+static void
+reap(struct relay *r)
+{
+	struct pair **pp = &r->pairs, *p;
+
+	while ((p = *pp) != NULL) {
+		if (p->sent_close[DOWN] && p->sent_close[UP] &&
+		    p->got_close[DOWN] && p->got_close[UP]) {
+			*pp = p->next;
+			pair_free(p);
+		} else
+			pp = &p->next;
+	}
+}
+
+static long
+now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec;
+}
+
+int
+gw_relay(struct gw_conn *c)
+{
+	struct relay *r = xcalloc(1, sizeof(*r));
+	struct ssh_server_callbacks_struct scb;
+	struct pair *p;
+	long next_ka;
+	int side, ka = c->cfg->keepalive_interval, ret = -1;
+
+	r->c = c;
+	r->s[DOWN] = c->srv;
+	r->s[UP] = c->up;
+
+	memset(&scb, 0, sizeof(scb));
+	scb.userdata = r;
+	scb.channel_open_request_session_function = cb_open_session;
+	ssh_callbacks_init(&scb);
+	ssh_set_server_callbacks(r->s[DOWN], &scb);
+	ssh_set_message_callback(r->s[DOWN], cb_srv_message, r);
+	ssh_set_message_callback(r->s[UP], cb_up_message, r);
+
+	r->scb[DOWN].userdata = r;
+	r->scb[DOWN].global_request_function = cb_srv_global;
+	ssh_callbacks_init(&r->scb[DOWN]);
+	ssh_set_callbacks(r->s[DOWN], &r->scb[DOWN]);
+	r->scb[UP].userdata = r;
+	r->scb[UP].channel_open_request_auth_agent_function = cb_up_agent;
+	ssh_callbacks_init(&r->scb[UP]);
+	ssh_set_callbacks(r->s[UP], &r->scb[UP]);
+
+	for (side = 0; side < 2; side++) {
+		ssh_set_blocking(r->s[side], 0);
+		r->ev[side] = ssh_event_new();
+		if (r->ev[side] == NULL ||
+		    ssh_event_add_session(r->ev[side], r->s[side]) != SSH_OK) {
+			log_err("relay: cannot set up the event loop");
+			goto out;
+		}
+	}
+
+	next_ka = ka > 0 ? now_s() + ka : 0;
+	for (;;) {
+		struct pollfd pfd[2];
+		int timeout = ka > 0 ? 1000 * ka : -1;
+
+		for (side = 0; side < 2; side++) {
+			pfd[side].fd = ssh_get_fd(r->s[side]);
+			pfd[side].events = POLLIN;
+			if (ssh_get_status(r->s[side]) & SSH_WRITE_PENDING)
+				pfd[side].events |= POLLOUT;
+			pfd[side].revents = 0;
+		}
+		if (poll(pfd, 2, timeout) == -1 && errno != EINTR) {
+			log_err("relay: poll: %s", strerror(errno));
+			goto out;
+		}
+		for (side = 0; side < 2; side++)
+			if (pfd[side].revents != 0 &&
+			    ssh_event_dopoll(r->ev[side], 0) == SSH_ERROR &&
+			    !ssh_is_connected(r->s[side]))
+				break;
+		for (p = r->pairs; p != NULL; p = p->next) {
+			pump(p, DOWN);
+			pump(p, UP);
+		}
+		reap(r);
+		if (!ssh_is_connected(r->s[DOWN]) ||
+		    !ssh_is_connected(r->s[UP]))
+			break;
+		if (ka > 0 && now_s() >= next_ka) {
+			/* Traffic on both legs keeps NAT state and shows a
+			 * dead peer (TCP keepalive does the rest). */
+			ssh_send_ignore(r->s[DOWN], "");
+			ssh_send_ignore(r->s[UP], "");
+			next_ka = now_s() + ka;
+		}
+	}
+	ret = 0;
+ out:
+	log_info("session: project=%s developer=%s addr=%s end=%s",
+	    c->project, c->developer, c->addr,
+	    !ssh_is_connected(r->s[DOWN]) ? "client" :
+	    !ssh_is_connected(r->s[UP]) ? "upstream" : "error");
+	while ((p = r->pairs) != NULL) {
+		r->pairs = p->next;
+		pair_free(p);
+	}
+	for (side = 0; side < 2; side++)
+		if (r->ev[side] != NULL) {
+			ssh_event_remove_session(r->ev[side], r->s[side]);
+			ssh_event_free(r->ev[side]);
+		}
+	free(r);
+	return ret;
+}

@@ -1,0 +1,147 @@
+/*
+ * One child per connection: key exchange, authentication within the
+ * login grace time, then the relay.  The child shares nothing writable
+ * with other connections, so a crash here ends only this session.
+ */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <libssh/callbacks.h>
+#include <libssh/libssh.h>
+#include <libssh/server.h>
+
+#include "config.h"
+#include "gateway.h"
+#include "log.h"
+
+static struct gw_conn *grace_conn;
+
+void
+gw_tcp_tune(int fd, int keepalive)
+{
+	int one = 1, cnt = 3;
+
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	if (keepalive <= 0)
+		return;
+	setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(one));
+	setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &keepalive,
+	    sizeof(keepalive));
+	setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &keepalive,
+	    sizeof(keepalive));
+	setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof(cnt));
+}
+
+static void
+on_grace(int sig)
+{
+	/* Only async-signal-safe work: the log line is best effort. */
+	if (grace_conn != NULL)
+		gw_auth_log(grace_conn, "timeout", "none", "-",
+		    "login-grace-time");
+	_exit(2);
+}
+
+static void
+peer_name(int fd, struct gw_conn *c)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss);
+
+	snprintf(c->addr, sizeof(c->addr), "?");
+	if (getpeername(fd, (struct sockaddr *)&ss, &len) == -1)
+		return;
+	if (ss.ss_family == AF_INET) {
+		struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
+
+		inet_ntop(AF_INET, &sin->sin_addr, c->addr, sizeof(c->addr));
+		c->port = ntohs(sin->sin_port);
+	} else if (ss.ss_family == AF_INET6) {
+		struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&ss;
+
+		inet_ntop(AF_INET6, &sin6->sin6_addr, c->addr,
+		    sizeof(c->addr));
+		c->port = ntohs(sin6->sin6_port);
+	}
+}
+
+void
+gw_session(const struct prison_config *cfg, ssh_bind bind, int fd,
+    ssh_key client_key, int evfd)
+{
+	struct ssh_server_callbacks_struct cb;
+	struct gw_conn c;
+	ssh_event ev = NULL;
+	int rc = 1;
+
+	memset(&c, 0, sizeof(c));
+	c.cfg = cfg;
+	c.client_key = client_key;
+	c.evfd = evfd;
+	c.prov_fd = -1;
+	peer_name(fd, &c);
+	gw_tcp_tune(fd, cfg->keepalive_interval);
+
+	grace_conn = &c;
+	signal(SIGALRM, on_grace);
+	alarm(cfg->login_grace_time);
+
+	if ((c.srv = ssh_new()) == NULL)
+		goto out;
+	if (ssh_bind_accept_fd(bind, c.srv, fd) != SSH_OK) {
+		log_warn("session: addr=%s accept: %s", c.addr,
+		    ssh_get_error(bind));
+		goto out;
+	}
+	gw_auth_install(&c, &cb);
+	ssh_set_server_callbacks(c.srv, &cb);
+	if (ssh_handle_key_exchange(c.srv) != SSH_OK) {
+		log_info("session: addr=%s port=%d key exchange failed: %s",
+		    c.addr, c.port, ssh_get_error(c.srv));
+		goto out;
+	}
+	ssh_set_auth_methods(c.srv, SSH_AUTH_METHOD_PUBLICKEY);
+
+	if ((ev = ssh_event_new()) == NULL ||
+	    ssh_event_add_session(ev, c.srv) != SSH_OK)
+		goto out;
+	while (!c.authenticated && !c.closing) {
+		if (ssh_event_dopoll(ev, 1000) == SSH_ERROR &&
+		    !ssh_is_connected(c.srv))
+			break;
+		if (!ssh_is_connected(c.srv))
+			break;
+	}
+	ssh_event_remove_session(ev, c.srv);
+	ssh_event_free(ev);
+	ev = NULL;
+	alarm(0);
+	grace_conn = NULL;
+	if (!c.authenticated) {
+		if (c.closing)
+			ssh_disconnect(c.srv);
+		goto out;
+	}
+	rc = gw_relay(&c) == 0 ? 0 : 1;
+ out:
+	if (ev != NULL)
+		ssh_event_free(ev);
+	if (c.up != NULL) {
+		ssh_disconnect(c.up);
+		ssh_free(c.up);
+	}
+	if (c.srv != NULL) {
+		ssh_disconnect(c.srv);
+		ssh_free(c.srv);
+	}
+	if (c.prov_fd != -1)
+		close(c.prov_fd);
+	_exit(rc);
+}
