@@ -262,6 +262,7 @@ net_up(const struct prison_config *cfg, const struct net_project *p,
 {
 	struct net_state st;
 	struct net_rec *r, old;
+	char e[256];
 	uid_t uid = 0;
 	gid_t gid = 0;
 	int lockfd, h, ret = -1;
@@ -282,6 +283,8 @@ net_up(const struct prison_config *cfg, const struct net_project *p,
 	}
 	if ((r = net_state_alloc(&st, p->name, err, errlen)) == NULL)
 		goto out;
+	if (tap_check(r->tap, p->name, err, errlen) == -1)
+		goto out;	/* a new allocation is not saved */
 	old = *r;
 	r->ssh_port = p->ssh_port;
 	r->egress_allow = p->egress_allow;
@@ -289,12 +292,14 @@ net_up(const struct prison_config *cfg, const struct net_project *p,
 	if (net_state_save(cfg->state_dir, &st, err, errlen) == -1)
 		goto out;
 	if (net_sysctl("/proc/sys/net/ipv4/ip_forward", "1", err,
-	    errlen) == -1)
+	    errlen) == -1 ||
+	    rec_tap_ensure(&st, r, uid, gid, err, errlen) == -1 ||
+	    apply(cfg, &st, old.up ? &old : NULL, r, err, errlen) == -1) {
+		/* Record what was there before; reconcile tidies the rest. */
+		*r = old;
+		(void)net_state_save(cfg->state_dir, &st, e, sizeof(e));
 		goto out;
-	if (rec_tap_ensure(&st, r, uid, gid, err, errlen) == -1)
-		goto out;
-	if (apply(cfg, &st, old.up ? &old : NULL, r, err, errlen) == -1)
-		goto out;
+	}
 	info_fill(&st, r, info);
 	ret = 0;
 out:

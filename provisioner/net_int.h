@@ -53,6 +53,8 @@ int	tap_ensure(const char *tap, const char *project, uid_t uid, gid_t gid,
 	    const char *host_ip, int prefix, char *err, size_t errlen);
 int	tap_delete(const char *tap, const char *project, char *err,
 	    size_t errlen);
+int	tap_check(const char *tap, const char *project, char *err,
+	    size_t errlen);
 int	tap_exists(const char *tap);
 /* Calls fn(tap, project, arg) for every interface labelled by prison. */
 int	tap_foreach_prison(void (*fn)(const char *, const char *, void *),

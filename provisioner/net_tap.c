@@ -267,6 +267,20 @@ out:
 	return ret;
 }
 
+/* 0 when tap is absent or this project's, -1 when someone else's. */
+int
+tap_check(const char *tap, const char *project, char *err, size_t errlen)
+{
+	struct nl_sock *sk = NULL;
+	int own;
+
+	if ((sk = nl_open(err, errlen)) == NULL)
+		return -1;
+	own = tap_owned(sk, tap, project, NULL, err, errlen);
+	nl_socket_free(sk);
+	return own == -1 ? -1 : 0;
+}
+
 int
 tap_exists(const char *tap)
 {
