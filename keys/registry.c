@@ -9,6 +9,7 @@
  * lock: rename() guarantees they see the old or the new document whole.
  */
 #include <errno.h>
+#include <glob.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -505,6 +506,26 @@ registry_to_json(const struct registry *reg)
 	    "users", users, "projects", projects);
 }
 
+/*
+ * A writer killed between creating its temporary file and renaming it
+ * leaves the temporary behind.  Only lock holders create them, so under
+ * the lock every one that exists is such an orphan.
+ */
+static void
+remove_orphans(const char *path)
+{
+	char *pattern = xasprintf("%s.tmp.??????", path);
+	glob_t g;
+	size_t i;
+
+	memset(&g, 0, sizeof(g));
+	if (glob(pattern, GLOB_NOSORT, NULL, &g) == 0)
+		for (i = 0; i < g.gl_pathc; i++)
+			unlink(g.gl_pathv[i]);
+	globfree(&g);
+	free(pattern);
+}
+
 int
 registry_update(const char *path,
     int (*fn)(struct registry *, void *, char *, size_t), void *arg,
@@ -518,6 +539,7 @@ registry_update(const char *path,
 
 	if ((lockfd = lock_path(lockfile, 1, err, errlen)) == -1)
 		goto out;
+	remove_orphans(path);
 	if (registry_load(path, &reg, err, errlen) == -1)
 		goto out;
 	if (fn(reg, arg, err, errlen) == -1)

@@ -375,7 +375,7 @@ test_comment_checks(void **state)
 
 static const char *const private_keys[] = {
 	"-----BEGIN OPENSSH PRIVATE KEY-----\n"
-	"b3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQAAAAAAAAABAAAAMwAAAAtzc2gtZW\n"
+	"b3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQAAAAAAAAABAAAAMwAAAA\n"
 	"-----END OPENSSH PRIVATE KEY-----\n",
 	"-----BEGIN RSA PRIVATE KEY-----\r\nMIIEowIBAAKCAQEAZq9WxZq9Wx\r\n"
 	"-----END RSA PRIVATE KEY-----\r\n",
