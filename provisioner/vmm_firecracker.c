@@ -537,7 +537,7 @@ fc_launch(const struct prison_config *cfg, const struct vm_spec *spec,
 {
 	char uid[32], gid[32], cpu[64], mem[64], *cpuarg = NULL;
 	char *memarg = NULL, *console = NULL;
-	const char *argv[40];
+	const char *argv[40], *msg;
 	int n = 0, fd = -1, devnull = -1, r = -1;
 	pid_t pid;
 
@@ -595,8 +595,12 @@ fc_launch(const struct prison_config *cfg, const struct vm_spec *spec,
 		dup2(fd, 1);
 		dup2(fd, 2);
 		execv(cfg->jailer_binary, (char **)argv);
-		dprintf(2, "prison: cannot run jailer %s: %s\n",
-		    cfg->jailer_binary, strerror(errno));
+		/*
+		 * Only async-signal-safe calls here; the line lands in
+		 * console.log, which fc_wait_api() quotes.
+		 */
+		msg = "prison: cannot execute the jailer binary\n";
+		(void)write(2, msg, strlen(msg));
 		_exit(127);
 	}
 	*pidp = pid;
@@ -644,12 +648,12 @@ fc_wait_api(const struct vm_spec *spec, const struct fc_jail *j,
 	int status, i;
 
 	for (i = 0; i < FC_START_TIMEOUT * 20; i++) {
-		if (waitpid(pid, &status, WNOHANG) == pid) {
+		/* waitpid() may fail if a SIGCHLD handler reaped it first. */
+		if (waitpid(pid, &status, WNOHANG) == pid ||
+		    fc_pid_gone(pid)) {
 			fc_last_output(spec, last, sizeof(last));
-			return seterr(err, errlen, "jailer %s before the "
-			    "Firecracker API came up: %s",
-			    WIFEXITED(status) ? "exited" : "was killed",
-			    last);
+			return seterr(err, errlen, "jailer exited before the "
+			    "Firecracker API came up: %s", last);
 		}
 		if (access(j->sock, F_OK) == 0 &&
 		    fc_api_state(j->sock, state, sizeof(state), NULL, 0) == 0)

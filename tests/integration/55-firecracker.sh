@@ -285,6 +285,18 @@ err=$(drive start -p projc -d "$T/state/vms/projc" -t tap-projb -m "$MAC" \
     -k "$T/img/vmlinux" -D "$T/state/disks/projc.ext4" -u 0 -g 0 2>&1)
 expect_match "refuses to jail Firecracker as root" 'as root' "$err"
 
+# ---- the jailer refuses to start: the error quotes its reason
+ln -s "$DOUBLE" "$T/bin/vmm"
+cp "$T/prison.conf" "$T/prison2.conf"
+printf '\n[provisioner]\nfirecracker_binary = %s\n' "$T/bin/vmm" \
+    >>"$T/prison2.conf"
+err=$(PRISON_CONFIG=$T/prison2.conf start_vm projc tap-projb 2>&1)
+expect_match "jailer's refusal is quoted in the error" \
+    'jailer exited before the Firecracker API came up: .*must contain "firecracker"' \
+    "$err"
+check_fails "no jail left after the jailer failed" \
+    test -e "$JAIL/vmm/prison-projc"
+
 # ---- the double itself is strict
 J2=$T/jail2
 jail() { "$T/bin/jailer" "$@" >>"$T/jailer.out" 2>&1; }
@@ -295,7 +307,6 @@ check_fails "jailer refuses an id over 64 bytes" \
     --exec-file "$T/bin/firecracker" --uid 1 --gid 1 --chroot-base-dir "$J2"
 check_fails "jailer requires --uid" jail --id ok-1 \
     --exec-file "$T/bin/firecracker" --gid 1 --chroot-base-dir "$J2"
-ln -s "$DOUBLE" "$T/bin/vmm"
 check_fails "jailer refuses an exec file not named firecracker" \
     jail --id ok-1 --exec-file "$T/bin/vmm" --uid 1 --gid 1 \
     --chroot-base-dir "$J2"
