@@ -81,9 +81,14 @@ deps:
 check: all $(UNIT_TESTS)
 	@tests/run
 
+# New inputs go to build/fuzz/corpus-NAME; tests/fuzz/corpus/NAME holds
+# the checked-in seeds and is only read.
 fuzz: $(FUZZERS)
-	@for f in $(FUZZERS); do echo "== $$f"; \
-		$$f -max_total_time=$${FUZZ_SECONDS:-60} tests/fuzz/corpus/$$(basename $$f) || exit 1; done
+	@for f in $(FUZZERS); do n=$$(basename $$f); echo "== $$n"; \
+		mkdir -p $(B)/fuzz/corpus-$$n; \
+		seeds=tests/fuzz/corpus/$$n; [ -d $$seeds ] || seeds=; \
+		$$f -max_total_time=$${FUZZ_SECONDS:-60} \
+		    $(B)/fuzz/corpus-$$n $$seeds || exit 1; done
 
 install: all
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(SBINDIR) $(DESTDIR)$(LIBEXECDIR)
