@@ -63,7 +63,8 @@ main(int argc, char **argv)
 	spec.vcpus = 1;
 	spec.mem_mib = 256;
 	spec.prefix = 30;
-	while ((ch = getopt(argc, argv, "p:d:t:m:k:i:D:u:g:c:M:a:j:T:")) != -1) {
+	while ((ch = getopt(argc, argv, "p:d:t:m:k:i:D:u:g:c:M:a:j:T:")) !=
+	    -1) {
 		switch (ch) {
 		case 'p': spec.project = optarg; break;
 		case 'd': spec.vm_dir = optarg; break;
