@@ -59,7 +59,7 @@ EOC
 }
 
 gw_env_setup() {
-	setup_tmp
+	[ -n "${T:-}" ] || setup_tmp
 	chmod 755 "$T" "$T/state"
 	gw_dev_user || return 1
 	UPORT=$(free_port)
@@ -104,5 +104,6 @@ gw_stop() {
 # gssh KEY [ssh args...]: ssh through the gateway as project proja.
 gssh() {
 	local key=$1; shift
-	ssh "${SSHOPTS[@]}" -i "$T/$key" proja@127.0.0.1 "$@"
+	timeout "${GW_TIMEOUT:-60}" ssh "${SSHOPTS[@]}" -i "$T/$key" \
+	    proja@127.0.0.1 "$@"
 }
