@@ -17,8 +17,7 @@ struct prison_config;
 
 /* Algorithms offered on the client-facing side (docs/gateway.md). */
 #define GW_KEX		"curve25519-sha256,curve25519-sha256@libssh.org," \
-			"ecdh-sha2-nistp256,ecdh-sha2-nistp384," \
-			"ecdh-sha2-nistp521,diffie-hellman-group16-sha512," \
+			"diffie-hellman-group16-sha512," \
 			"diffie-hellman-group18-sha512"
 #define GW_CIPHERS	"aes128-gcm@openssh.com,aes256-gcm@openssh.com," \
 			"chacha20-poly1305@openssh.com,aes256-ctr," \
@@ -30,6 +29,9 @@ struct prison_config;
 			"ecdsa-sha2-nistp256,ecdsa-sha2-nistp384," \
 			"ecdsa-sha2-nistp521,sk-ecdsa-sha2-nistp256@openssh.com," \
 			"rsa-sha2-512,rsa-sha2-256"
+
+/* Our identification string: "SSH-2.0-prison". */
+#define GW_VERSION	"prison"
 
 /* One byte a child writes to the listener's pipe. */
 #define GW_EV_AUTHENTICATED	'A'	/* left the unauthenticated pool */

@@ -128,6 +128,7 @@ make_bind(const struct prison_config *cfg, int debug)
 	if (ssh_bind_options_set(b, SSH_BIND_OPTIONS_PROCESS_CONFIG, &no) < 0 ||
 	    ssh_bind_options_set(b, SSH_BIND_OPTIONS_LOG_VERBOSITY, &verb) <
 	    0 ||
+	    ssh_bind_options_set(b, SSH_BIND_OPTIONS_BANNER, GW_VERSION) < 0 ||
 	    ssh_bind_options_set(b, SSH_BIND_OPTIONS_IMPORT_KEY, ed) < 0 ||
 	    ssh_bind_options_set(b, SSH_BIND_OPTIONS_IMPORT_KEY, rsa) < 0 ||
 	    ssh_bind_options_set(b, SSH_BIND_OPTIONS_KEY_EXCHANGE, GW_KEX) <
