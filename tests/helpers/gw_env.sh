@@ -10,7 +10,7 @@
 
 DEVUSER=prisondev
 GATEWAY=${GATEWAY:-$BUILD/prison-gateway}
-PRISONCTL=${PRISONCTL:-$BUILD/prisonctl}
+PRISONCTL=${GW_PRISONCTL:-$PRISONCTL}
 
 free_port() {
 	python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
