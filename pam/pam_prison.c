@@ -8,12 +8,18 @@
  * use, from PRISON_DEVELOPER.  Access is granted when the developer is a
  * member of the project and not disabled (registry_may_access()).
  *
- * session: makes sure the project's VM runs by asking the provisioner to
- * "ensure" it, and keeps that connection open with "hold" until the
- * session closes, so the provisioner counts the session and never stops
- * the VM under it.  A failed ensure fails the session.
+ * session: applies the same rule unless this handle's account phase
+ * already did (sshd fills SSH_AUTH_INFO_0 only after its account phase,
+ * see defer_to_session), then makes sure the project's VM runs by asking
+ * the provisioner to "ensure" it, and keeps that connection open with
+ * "hold" until the session closes, so the provisioner counts the session
+ * and never stops the VM under it.  A failed ensure fails the session.
  *
- * Options: config=FILE (prison.conf), trust_env, debug.
+ * auth: user=developer / user=project bracket second-factor modules so
+ * they see the developer as PAM_USER (gateway only).
+ *
+ * Options: config=FILE, trust_env, defer_to_session, debug,
+ * user=developer|project.  docs/pam.md has the stacks.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -39,6 +45,7 @@
 
 #define HOLD_DATA	"pam_prison_hold"
 #define PROJECT_DATA	"pam_prison_project"
+#define CHECKED_DATA	"pam_prison_checked"	/* account allowed */
 
 enum as_user { AS_NONE, AS_DEVELOPER, AS_PROJECT };
 
@@ -47,6 +54,7 @@ struct opts {
 	int		 trust_env;	/* PRISON_DEVELOPER is believed */
 	int		 debug;
 	enum as_user	 as;		/* auth: user=developer|project */
+	int		 defer;		/* account: leave it to session */
 };
 
 /* Everything one call needs, freed by ctx_free(). */
@@ -91,6 +99,8 @@ parse_opts(pam_handle_t *pamh, int argc, const char **argv, struct opts *o)
 			o->trust_env = 1;
 		else if (strcmp(argv[i], "debug") == 0)
 			o->debug = 1;
+		else if (strcmp(argv[i], "defer_to_session") == 0)
+			o->defer = 1;
 		else if (strcmp(argv[i], "user=developer") == 0)
 			o->as = AS_DEVELOPER;
 		else if (strcmp(argv[i], "user=project") == 0)
@@ -98,7 +108,7 @@ parse_opts(pam_handle_t *pamh, int argc, const char **argv, struct opts *o)
 		else {
 			pam_syslog(pamh, LOG_ERR, "unknown option \"%s\"; "
 			    "known: config=FILE trust_env debug "
-			    "user=developer|project", argv[i]);
+			    "defer_to_session user=developer|project", argv[i]);
 			return -1;
 		}
 	}
@@ -220,37 +230,44 @@ pam_sm_setcred(pam_handle_t *pamh, int flags, int argc, const char **argv)
 	return PAM_IGNORE;
 }
 
-PAM_EXTERN int
-pam_sm_acct_mgmt(pam_handle_t *pamh, int flags, int argc, const char **argv)
+/*
+ * The access rule, for the account phase and again for the session
+ * phase.  Logs one line per decision.  Returns PAM_SUCCESS, a denial, or
+ * PAM_IGNORE when the developer cannot be known yet and the caller may
+ * defer (sshd's privilege-separated monitor runs the account phase
+ * before it has recorded the accepted key: SSH_AUTH_INFO_0 is present
+ * but empty then, and complete by the session phase).
+ */
+static int
+decide(pam_handle_t *pamh, struct ctx *c, const char *phase, int may_defer)
 {
-	struct ctx c;
 	const struct reg_user *u = NULL;
 	const struct reg_key *k = NULL;
 	const char *info, *env_dev, *s;
 	char why[256] = "", dev_log[48] = "-", key_log[128] = "-";
-	int rc;
+	int rc = PAM_PERM_DENIED;
 
-	if ((rc = ctx_init(pamh, argc, argv, &c)) != PAM_SUCCESS)
-		goto out;
-	rc = PAM_PERM_DENIED;
-	if (registry_project(c.reg, c.project) == NULL) {
+	if (registry_project(c->reg, c->project) == NULL) {
 		snprintf(why, sizeof(why), "no such project");
 		rc = PAM_USER_UNKNOWN;
 		goto out;
 	}
-
 	env_dev = pam_getenv(pamh, "PRISON_DEVELOPER");
 	info = pam_getenv(pamh, "SSH_AUTH_INFO_0");
-	if (c.o.trust_env && env_dev != NULL) {
+	if (c->o.trust_env && env_dev != NULL) {
 		if ((s = pam_getenv(pamh, "PRISON_KEY_FP")) != NULL)
 			log_safe(key_log, sizeof(key_log), s);
-		if ((u = registry_user(c.reg, env_dev)) == NULL) {
+		if ((u = registry_user(c->reg, env_dev)) == NULL) {
 			log_safe(dev_log, sizeof(dev_log), env_dev);
 			snprintf(why, sizeof(why), "unknown developer");
 			goto out;
 		}
+	} else if (info != NULL && strstr(info, "publickey ") == NULL &&
+	    may_defer) {
+		rc = PAM_IGNORE;
+		goto out;
 	} else if (info != NULL) {
-		u = authinfo_developer(c.reg, info, &k, why, sizeof(why));
+		u = authinfo_developer(c->reg, info, &k, why, sizeof(why));
 		if (u == NULL)
 			goto out;
 		snprintf(key_log, sizeof(key_log), "%s %s", k->type,
@@ -267,7 +284,7 @@ pam_sm_acct_mgmt(pam_handle_t *pamh, int flags, int argc, const char **argv)
 		snprintf(why, sizeof(why), "developer disabled");
 		goto out;
 	}
-	if (!registry_may_access(c.reg, c.project, u->name)) {
+	if (!registry_may_access(c->reg, c->project, u->name)) {
 		snprintf(why, sizeof(why), "not a member");
 		goto out;
 	}
@@ -276,12 +293,35 @@ pam_sm_acct_mgmt(pam_handle_t *pamh, int flags, int argc, const char **argv)
 	/* One line per decision with a fixed grammar, for log watchers. */
 	if (rc == PAM_SUCCESS)
 		pam_syslog(pamh, LOG_NOTICE, "allow project=%s developer=%s "
-		    "key=\"%s\" rhost=%s service=%s", c.proj_log, dev_log,
-		    key_log, c.rhost, c.service);
-	else if (why[0] != '\0')
+		    "key=\"%s\" rhost=%s service=%s phase=%s", c->proj_log,
+		    dev_log, key_log, c->rhost, c->service, phase);
+	else if (rc != PAM_IGNORE)
 		pam_syslog(pamh, LOG_WARNING, "deny project=%s developer=%s "
-		    "key=\"%s\" rhost=%s service=%s reason=\"%s\"",
-		    c.proj_log, dev_log, key_log, c.rhost, c.service, why);
+		    "key=\"%s\" rhost=%s service=%s phase=%s reason=\"%s\"",
+		    c->proj_log, dev_log, key_log, c->rhost, c->service,
+		    phase, why);
+	return rc;
+}
+
+PAM_EXTERN int
+pam_sm_acct_mgmt(pam_handle_t *pamh, int flags, int argc, const char **argv)
+{
+	struct ctx c;
+	int rc;
+
+	if ((rc = ctx_init(pamh, argc, argv, &c)) != PAM_SUCCESS)
+		goto out;
+	rc = decide(pamh, &c, "account", c.o.defer);
+	if (rc == PAM_IGNORE) {
+		/* The session phase decides; a stack without pam_prison
+		 * there would never check, hence the explicit option. */
+		pam_syslog(pamh, LOG_INFO, "project=%s: no key in "
+		    "SSH_AUTH_INFO_0 yet, membership checked at session",
+		    c.proj_log);
+		rc = PAM_SUCCESS;
+	} else if (rc == PAM_SUCCESS)
+		pam_set_data(pamh, CHECKED_DATA, (void *)1, NULL);
+ out:
 	ctx_free(&c);
 	return rc;
 }
@@ -384,12 +424,17 @@ pam_sm_open_session(pam_handle_t *pamh, int flags, int argc,
 {
 	struct ctx c;
 	const struct reg_project *p;
+	const void *checked = NULL;
 	char err[512], safe[512], stage[32];
 	int rc, fd = -1, *held = NULL;
 
 	if ((rc = ctx_init(pamh, argc, argv, &c)) != PAM_SUCCESS)
 		goto out;
 	rc = PAM_SESSION_ERR;
+	/* Unless this handle's account phase already allowed it. */
+	if (pam_get_data(pamh, CHECKED_DATA, &checked) != PAM_SUCCESS &&
+	    decide(pamh, &c, "session", 0) != PAM_SUCCESS)
+		goto out;
 	if ((p = registry_project(c.reg, c.project)) == NULL) {
 		pam_syslog(pamh, LOG_ERR, "session project=%s: no such "
 		    "project", c.proj_log);

@@ -90,6 +90,21 @@ PT_OPTS=()
 check_fails "no identity at all is denied" pt door proja acct_mgmt
 expect_match "missing ExposeAuthInfo is named" "ExposeAuthInfo yes" "$(out)"
 
+# sshd's monitor runs the account phase with SSH_AUTH_INFO_0 still empty.
+PT_OPTS=(-E "SSH_AUTH_INFO_0=")
+check_fails "empty SSH_AUTH_INFO_0 is denied without defer_to_session" \
+    pt door proja acct_mgmt
+echo "account required $MOD config=$T/prison.conf defer_to_session" \
+    >"$T/pam.d/defer"
+check "defer_to_session: account passes with an empty SSH_AUTH_INFO_0" \
+    pt defer proja acct_mgmt
+expect_match "deferral is logged" "membership checked at session" "$(out)"
+check_fails "defer_to_session still refuses an unknown project" \
+    pt defer nosuch acct_mgmt
+PT_OPTS=(-E "SSH_AUTH_INFO_0=$(authinfo bob)")
+check_fails "defer_to_session: a known key is still decided in account" \
+    pt defer proja acct_mgmt
+
 # ---- account, as the gateway calls it --------------------------------
 echo "account required $MOD config=$T/prison.conf trust_env" \
     >"$T/pam.d/gw"
@@ -147,7 +162,13 @@ on_exit "kill $!"
 for i in $(seq 50); do [ -S "$T/run/provisioner.sock" ] && break; sleep 0.1; done
 
 echo "session required $MOD config=$T/prison.conf" >"$T/pam.d/sess"
-PT_OPTS=()
+PT_OPTS=(-E "SSH_AUTH_INFO_0=$(authinfo bob)")
+check_fails "session refuses a non-member (deferred check)" \
+    pt sess proja open_session
+expect_match "session denial logged" 'developer=bob .*phase=session reason="not a member"' \
+    "$(out)"
+check_fails "and asked nothing of the provisioner" test -s "$T/requests"
+PT_OPTS=(-E "SSH_AUTH_INFO_0=$(authinfo alice)")
 check "session opens when ensure succeeds" \
     pt sess proja open_session close_session
 expect_eq "session sent ensure with hold" \

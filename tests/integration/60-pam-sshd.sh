@@ -1,0 +1,249 @@
+#!/usr/bin/env bash
+# Host OpenSSH as a second front door, end to end with real daemons: a
+# door sshd on loopback (UsePAM with pam_prison, AuthorizedKeysCommand
+# prisonctl keys authorized, ExposeAuthInfo) whose project accounts have
+# prison-relay as shell and forced command; behind it an upstream sshd
+# standing in for the project's guest.  The relay runs set-gid to a
+# test group that alone can read the client key, as installed.
+. "$(dirname "$0")/../lib.sh"
+need_root
+need_cmd sshd ssh sftp ssh-keygen useradd groupadd python3
+MOD=$BUILD/pam_prison.so
+RELAY=$BUILD/prison-relay
+for f in "$MOD" "$RELAY" "$PRISONCTL"; do
+	[ -x "$f" ] || [ -f "$f" ] || { echo "needs $f (make)"; exit 77; }
+done
+setup_tmp
+chmod 0711 "$T"
+
+free_port() {
+	python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+wait_port() {
+	local i
+	for i in $(seq 100); do
+		python3 -c "import socket,sys; socket.create_connection(('127.0.0.1',$1),1)" \
+		    2>/dev/null && return 0
+		sleep 0.1
+	done
+	return 1
+}
+
+# Host accounts: the project's (shell = relay), a VM project's, the
+# upstream's dev user, and the group standing in for "prison".
+grp=pg$$ proj=pp$$ vproj=pv$$ dev=pd$$
+groupadd --system "$grp" || exit 1
+on_exit "groupdel '$grp'"
+mkdir -m 0755 "$T/bin"
+install -m 2755 -g "$grp" "$RELAY" "$T/bin/prison-relay"
+for u in "$proj" "$vproj"; do
+	useradd --system --no-create-home --home-dir "$T" \
+	    --shell "$T/bin/prison-relay" "$u" || exit 1
+	on_exit "userdel '$u'"
+	usermod -p '*' "$u"
+done
+useradd --system --no-create-home --home-dir "$T/devhome" \
+    --shell /bin/sh "$dev" || exit 1
+on_exit "userdel '$dev'"
+mkdir -m 0700 "$T/devhome"
+chown "$dev" "$T/devhome"
+usermod -p '*' "$dev"
+
+# The gateway's client key: readable by the group only.
+chgrp "$grp" "$T/etc"
+chmod 0750 "$T/etc"
+ssh-keygen -q -t ed25519 -N '' -C prison-gateway \
+    -f "$T/etc/gateway_client_ed25519_key"
+chgrp "$grp" "$T/etc/gateway_client_ed25519_key"
+chmod 0640 "$T/etc/gateway_client_ed25519_key"
+
+# Upstream sshd: the guest's stand-in, trusting only the client key.
+UPORT=$(free_port)
+mkdir -p "$T/up"
+ssh-keygen -q -t ed25519 -N '' -f "$T/up/host"
+cp "$T/etc/gateway_client_ed25519_key.pub" "$T/up/authorized_keys"
+cat >"$T/up/sshd_config" <<EOF
+Port $UPORT
+ListenAddress 127.0.0.1
+HostKey $T/up/host
+PidFile $T/up/sshd.pid
+UsePAM no
+StrictModes no
+AuthorizedKeysFile $T/up/authorized_keys
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+Subsystem sftp /usr/lib/openssh/sftp-server
+EOF
+/usr/sbin/sshd -D -f "$T/up/sshd_config" -E "$T/up/log" &
+on_exit "kill $!"
+printf '[127.0.0.1]:%s %s\n' "$UPORT" "$(cut -d' ' -f1,2 "$T/up/host.pub")" \
+    >"$T/state/known_hosts"
+chgrp "$grp" "$T/state/known_hosts"
+chmod 0640 "$T/state/known_hosts"
+
+# Developers and projects.
+for u in alice bob carol; do
+	ssh-keygen -q -t ed25519 -N '' -C "$u@test" -f "$T/$u"
+	$PRISONCTL user add $u >/dev/null
+	$PRISONCTL user key add $u "$(cat "$T/$u.pub")" >/dev/null
+done
+$PRISONCTL project add "$proj" --upstream "127.0.0.1:$UPORT" \
+    --dev-user "$dev" >/dev/null 2>&1
+$PRISONCTL project grant "$proj" alice >/dev/null 2>&1
+$PRISONCTL project grant "$proj" carol >/dev/null 2>&1
+$PRISONCTL project add "$vproj" --dev-user "$dev" >/dev/null 2>&1
+$PRISONCTL project grant "$vproj" alice >/dev/null 2>&1
+$PRISONCTL user disable carol >/dev/null 2>&1
+check "registry set up through prisonctl" \
+    grep -q "127.0.0.1:$UPORT" "$T/state/registry.json"
+
+# A stand-in for the provisioner: answers ensure with the upstream as
+# the "guest" and the pinned key from $T/hostkey; records requests.
+cat >"$T/fakeprov.py" <<'EOF'
+import json, socket, sys, threading
+path, log, port, dev, keyfile = sys.argv[1:6]
+s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+s.bind(path); s.listen(8)
+def serve(c):
+    f = c.makefile("rwb")
+    req = json.loads(f.readline())
+    with open(log, "a") as l:
+        l.write(json.dumps(req, sort_keys=True) + "\n")
+    f.write(json.dumps({"ok": True, "address": "127.0.0.1",
+        "port": int(port), "dev_user": dev,
+        "host_key": open(keyfile).read().strip()}).encode() + b"\n")
+    f.flush()
+    if req.get("hold"):
+        f.read()
+        with open(log, "a") as l:
+            l.write("released " + req["project"] + "\n")
+    c.close()
+while True:
+    c, _ = s.accept()
+    threading.Thread(target=serve, args=(c,), daemon=True).start()
+EOF
+cut -d' ' -f1,2 "$T/up/host.pub" >"$T/hostkey"
+python3 "$T/fakeprov.py" "$T/run/provisioner.sock" "$T/requests" \
+    "$UPORT" "$dev" "$T/hostkey" &
+on_exit "kill $!"
+for i in $(seq 50); do [ -S "$T/run/provisioner.sock" ] && break; sleep 0.1; done
+# As the provisioner's socket should be: the group may connect.
+chgrp "$grp" "$T/run/provisioner.sock"
+chmod 0660 "$T/run/provisioner.sock"
+
+# The door: a copy of sshd whose name is its PAM service name.
+svc=prison-door-$$
+mkdir -m 0755 "$T/sbin" "$T/door"
+cp /usr/sbin/sshd "$T/sbin/$svc"
+ssh-keygen -q -t ed25519 -N '' -f "$T/door/host"
+cat >"/etc/pam.d/$svc" <<EOF
+auth     required pam_deny.so
+account  required $MOD config=$T/prison.conf defer_to_session
+session  required $MOD config=$T/prison.conf
+EOF
+on_exit "rm -f '/etc/pam.d/$svc'"
+DPORT=$(free_port)
+mkdir -m 0755 "$T/door/keys"
+cat >"$T/door/sshd_config" <<EOF
+Port $DPORT
+ListenAddress 127.0.0.1
+HostKey $T/door/host
+PidFile $T/door/sshd.pid
+UsePAM yes
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+AuthenticationMethods publickey
+StrictModes no
+LogLevel VERBOSE
+AuthorizedKeysFile $T/door/keys/%u
+AuthorizedKeysCommand $PRISONCTL -c $T/prison.conf keys authorized %u
+AuthorizedKeysCommandUser root
+ExposeAuthInfo yes
+Subsystem sftp internal-sftp
+Match User $proj,$vproj
+	ForceCommand $T/bin/prison-relay
+	SetEnv PRISON_CONFIG=$T/prison.conf
+	AllowTcpForwarding no
+	AllowAgentForwarding no
+	AllowStreamLocalForwarding no
+	X11Forwarding no
+	PermitTunnel no
+EOF
+"$T/sbin/$svc" -D -f "$T/door/sshd_config" -E "$T/door/log" &
+on_exit "kill $!"
+check "upstream sshd listens" wait_port "$UPORT"
+check "door sshd listens" wait_port "$DPORT"
+
+# door KEY USER COMMAND: ssh through the door; options in DOOR_OPTS.
+DOOR_OPTS=()
+door() {
+	timeout 60 ssh -F /dev/null -i "$T/$1" -o IdentitiesOnly=yes \
+	    -o IdentityAgent=none -o BatchMode=yes \
+	    -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null \
+	    -o LogLevel=ERROR -p "$DPORT" "${DOOR_OPTS[@]}" "$2@127.0.0.1" "$3"
+}
+
+# ---- an upstream project -------------------------------------------
+got=$(door alice "$proj" 'echo "hello  there"; id -un' </dev/null 2>&1)
+expect_eq "member runs a command on the upstream as its dev user" \
+    "hello  there
+$dev" "$got"
+door alice "$proj" 'exit 7' </dev/null
+expect_eq "the exit status comes back through the relay" 7 $?
+got=$(door alice "$proj" tty </dev/null 2>&1)
+expect_eq "no pty unless asked" "not a tty" "$got"
+DOOR_OPTS=(-tt)
+got=$(door alice "$proj" tty </dev/null 2>/dev/null | tr -d '\r')
+DOOR_OPTS=()
+expect_match "ssh -t gives a pty on the far side" '^/dev/pts/[0-9]+$' "$got"
+echo "ls /" >"$T/batch"
+got=$(timeout 60 sftp -F /dev/null -i "$T/alice" -o IdentitiesOnly=yes \
+    -o BatchMode=yes -o StrictHostKeyChecking=no \
+    -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR -P "$DPORT" \
+    -b "$T/batch" "$proj@127.0.0.1" 2>&1)
+expect_match "sftp is relayed as the sftp subsystem" "/etc" "$got"
+
+got=$(door bob "$proj" true </dev/null 2>&1)
+expect_match "non-member's key is not offered by prisonctl: refused" \
+    "Permission denied" "$got"
+got=$(door carol "$proj" true </dev/null 2>&1)
+expect_match "disabled member refused" "Permission denied" "$got"
+
+# A key sshd itself accepts (an extra authorized_keys file) meets
+# pam_prison in the session phase: sshd logs the failed
+# pam_open_session and its session child exits 254 before running
+# anything.
+cat "$T/bob.pub" >"$T/door/keys/$proj"
+got=$(door bob "$proj" 'echo inside' </dev/null 2>&1)
+rc=$?
+check_fails "a non-member whose key sshd accepted gets no command" \
+    test "$got" = inside
+expect_eq "sshd ends that session with status 254" 254 $rc
+sleep 0.5
+expect_eq "pam_prison's session phase refused bob and only bob" 1 \
+    "$(grep -c 'PAM: pam_open_session(): ' "$T/door/log")"
+rm -f "$T/door/keys/$proj"
+
+# ---- a VM project: ensure, pinned host key -------------------------
+: >"$T/requests"
+got=$(door alice "$vproj" 'echo vm ok' </dev/null 2>&1)
+expect_eq "VM project: relayed to the address ensure returned" "vm ok" \
+    "$got"
+sleep 0.5
+expect_eq "session module and relay each held the VM, then let go" \
+    "2 2" "$(grep -c '"hold": true, "op": "ensure", "project": "'"$vproj"'"' \
+    "$T/requests") $(grep -c "released $vproj" "$T/requests")"
+
+ssh-keygen -q -t ed25519 -N '' -f "$T/other"
+cut -d' ' -f1,2 "$T/other.pub" >"$T/hostkey"
+got=$(door alice "$vproj" 'echo vm ok' </dev/null 2>&1)
+door alice "$vproj" true </dev/null >/dev/null 2>&1
+rc=$?
+expect_match "a guest without the pinned host key is refused" \
+    "Host key verification failed" "$got"
+expect_eq "and the developer gets ssh's failure status" 255 $rc
+
+# The relay is for project accounts only.
+got=$(su -s /bin/sh "$dev" -c "PRISON_CONFIG=$T/prison.conf $T/bin/prison-relay" 2>&1)
+expect_match "relay refuses an account whose shell is not the relay" \
+    "login shell must be" "$got"
