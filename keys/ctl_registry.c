@@ -884,6 +884,9 @@ ctl_project(const struct prison_config *cfg, int argc, char **argv)
 	c.opts = &o;
 	if (strcmp(argv[0], "add") == 0 || strcmp(argv[0], "set") == 0) {
 		fn = argv[0][0] == 'a' ? fn_project_add : fn_project_set;
+		if (fn == fn_project_set && argc == 2)
+			return ctl_fail("project set %s: no option given, "
+			    "nothing to change", c.name);
 		if (fn == fn_project_add &&
 		    name_valid_project(c.name, err, sizeof(err)) == -1)
 			return ctl_fail("%s", err);

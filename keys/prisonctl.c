@@ -17,7 +17,8 @@ static const struct {
 	int		(*fn)(const struct prison_config *, int, char **);
 	const char	*help;
 } groups[] = {
-	{ "user", ctl_user, "user add|del|list, user key add|del|list" },
+	{ "user", ctl_user, "user add|del|disable|enable NAME, user list, "
+	    "user key add|del|list" },
 	{ "project", ctl_project,
 	    "project add|set|grant|revoke|del|list|show|reset" },
 	{ "keys", ctl_keys, "keys authorized PROJECT" },

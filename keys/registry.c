@@ -10,6 +10,7 @@
  */
 #include <errno.h>
 #include <glob.h>
+#include <libgen.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -534,9 +535,12 @@ registry_update(const char *path,
 	struct registry *reg = NULL;
 	json_t *doc = NULL;
 	char *lockfile = xasprintf("%s.lock", path), *text = NULL;
-	char why[512];
-	int lockfd, r = -1;
+	char why[512], *dir = xstrdup(path);
+	int lockfd = -1, r = -1;
 
+	/* A fresh install has no state_dir yet. */
+	if (mkdir_p(dirname(dir), 0755, err, errlen) == -1)
+		goto out;
 	if ((lockfd = lock_path(lockfile, 1, err, errlen)) == -1)
 		goto out;
 	remove_orphans(path);
@@ -577,6 +581,7 @@ registry_update(const char *path,
 	json_decref(doc);
 	registry_free(reg);
 	free(lockfile);
+	free(dir);
 	return r;
 }
 

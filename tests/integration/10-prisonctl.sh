@@ -207,6 +207,7 @@ fails "upstream bad IPv6" 'not an IPv6 address' project add p1 \
 fails "unknown option" 'unknown option' project add p1 --cpus 2
 fails "option without value" 'needs a value' project add p1 --vcpus
 fails "set on missing project" 'no project "nope"' project set nope --vcpus 1
+fails "set without options" 'nothing to change' project set proja
 unchanged "refused project changes"
 
 run project set proja --vcpus 4 --ssh-port none --member alice
@@ -335,3 +336,11 @@ for bad_doc in '{"version":1,"users":[' '{"version":2,"users":[],"projects":[]}'
 done
 printf '{"version":2,"users":[],"projects":[]}' >"$REG"
 fails "unknown version named" 'unsupported version 2' user list
+
+# ---- a fresh install: state_dir does not exist yet
+printf '[paths]\nstate_dir = %s\nrun_dir = %s\n' "$T/fresh/state" "$T/run" \
+    >"$T/fresh.conf"
+PRISON_CONFIG=$T/fresh.conf "$P" user add first >/dev/null 2>"$T/err"
+rc=$?
+expect_eq "first change creates state_dir and the registry (mode 644)" \
+    "0 644" "$rc $(stat -c %a "$T/fresh/state/registry.json" 2>&1)"
