@@ -31,13 +31,15 @@ wait_port() {
 
 # Host accounts: the project's (shell = relay), a VM project's, the
 # upstream's dev user, and the group standing in for "prison".
-grp=pg$$ proj=pp$$ vproj=pv$$ dev=pd$$
+grp=pg$$ pgrp=pj$$ proj=pp$$ vproj=pv$$ dev=pd$$
 groupadd --system "$grp" || exit 1
 on_exit "groupdel '$grp'"
+groupadd --system "$pgrp" || exit 1
+on_exit "groupdel '$pgrp'"
 mkdir -m 0755 "$T/bin"
 install -m 2755 -g "$grp" "$RELAY" "$T/bin/prison-relay"
 for u in "$proj" "$vproj"; do
-	useradd --system --no-create-home --home-dir "$T" \
+	useradd --system --no-create-home --home-dir "$T" -G "$pgrp" \
 	    --shell "$T/bin/prison-relay" "$u" || exit 1
 	on_exit "userdel '$u'"
 	usermod -p '*' "$u"
@@ -136,11 +138,16 @@ svc=prison-door-$$
 mkdir -m 0755 "$T/sbin" "$T/door"
 cp /usr/sbin/sshd "$T/sbin/$svc"
 ssh-keygen -q -t ed25519 -N '' -f "$T/door/host"
-cat >"/etc/pam.d/$svc" <<EOF
-auth     required pam_deny.so
-account  required $MOD config=$T/prison.conf defer_to_session
-session  required $MOD config=$T/prison.conf
-EOF
+# The door runs on the shipped examples, with this test's paths.
+CONTRIB=$TOP/contrib/openssh
+{
+	# Standing in for Debian's common-* stacks around the include.
+	echo "auth required pam_deny.so"
+	echo "account required pam_permit.so"
+	echo "session required pam_permit.so"
+	sed -e "s|pam_prison.so|$MOD config=$T/prison.conf|" \
+	    -e "s|prison-projects|$pgrp|" "$CONTRIB/pam.d/sshd-prison"
+} >"/etc/pam.d/$svc"
 on_exit "rm -f '/etc/pam.d/$svc'"
 DPORT=$(free_port)
 mkdir -m 0755 "$T/door/keys"
@@ -150,25 +157,18 @@ ListenAddress 127.0.0.1
 HostKey $T/door/host
 PidFile $T/door/sshd.pid
 UsePAM yes
-PasswordAuthentication no
-KbdInteractiveAuthentication no
-AuthenticationMethods publickey
 StrictModes no
 LogLevel VERBOSE
-AuthorizedKeysFile $T/door/keys/%u
-AuthorizedKeysCommand $PRISONCTL -c $T/prison.conf keys authorized %u
-AuthorizedKeysCommandUser root
-ExposeAuthInfo yes
 Subsystem sftp internal-sftp
-Match User $proj,$vproj
-	ForceCommand $T/bin/prison-relay
-	SetEnv PRISON_CONFIG=$T/prison.conf
-	AllowTcpForwarding no
-	AllowAgentForwarding no
-	AllowStreamLocalForwarding no
-	X11Forwarding no
-	PermitTunnel no
 EOF
+sed -e "s|/usr/local/bin/prisonctl|$PRISONCTL -c $T/prison.conf|" \
+    -e "s|/usr/local/libexec/prison/prison-relay|$T/bin/prison-relay|" \
+    -e "s|AuthorizedKeysFile none|AuthorizedKeysFile $T/door/keys/%u|" \
+    -e "s|AuthorizedKeysCommandUser prison|AuthorizedKeysCommandUser root|" \
+    -e "s|prison-projects|$pgrp|" "$CONTRIB/sshd_config.d/prison.conf" \
+    >>"$T/door/sshd_config"
+# A non-default prison.conf reaches the relay through the environment.
+printf '\tSetEnv PRISON_CONFIG=%s\n' "$T/prison.conf" >>"$T/door/sshd_config"
 "$T/sbin/$svc" -D -f "$T/door/sshd_config" -E "$T/door/log" &
 on_exit "kill $!"
 check "upstream sshd listens" wait_port "$UPORT"
@@ -242,6 +242,14 @@ rc=$?
 expect_match "a guest without the pinned host key is refused" \
     "Host key verification failed" "$got"
 expect_eq "and the developer gets ssh's failure status" 255 $rc
+
+# Accounts outside the project group are untouched by the examples:
+# their own authorized_keys, their own shell, no pam_prison.
+mkdir -p "$T/devhome/.ssh"
+cp "$T/alice.pub" "$T/devhome/.ssh/authorized_keys"
+chown -R "$dev" "$T/devhome/.ssh"
+got=$(door alice "$dev" 'echo "plain $(id -un)"' </dev/null 2>&1)
+expect_eq "an ordinary account logs in as before" "plain $dev" "$got"
 
 # The relay is for project accounts only.
 got=$(su -s /bin/sh "$dev" -c "PRISON_CONFIG=$T/prison.conf $T/bin/prison-relay" 2>&1)
