@@ -10,7 +10,6 @@
 #include <arpa/inet.h>
 
 #include "agent.h"
-#include "fileio.h"
 #include "log.h"
 #include "xmalloc.h"
 
@@ -89,19 +88,21 @@ cmdline_parse(const char *text, struct guest_cmdline *c, char *err,
 	return ret;
 }
 
+/* /proc files report size 0, so read_file() cannot be used here. */
 int
 cmdline_read(struct guest_cmdline *c, char *err, size_t errlen)
 {
-	char *text = NULL;
-	size_t len;
-	int r;
+	char text[8192];
+	size_t n;
+	FILE *fp;
 
-	if (read_file("/proc/cmdline", 65536, &text, &len, err,
-	    errlen) == -1)
-		return -1;
-	r = cmdline_parse(text, c, err, errlen);
-	free(text);
-	return r;
+	if ((fp = fopen("/proc/cmdline", "re")) == NULL)
+		return seterr(err, errlen, "/proc/cmdline: %s",
+		    strerror(errno));
+	n = fread(text, 1, sizeof(text) - 1, fp);
+	fclose(fp);
+	text[n] = '\0';
+	return cmdline_parse(text, c, err, errlen);
 }
 
 void

@@ -70,6 +70,7 @@ cmd_boot(void)
 
 	if (cmdline_read(&c, err, sizeof(err)) == -1) {
 		log_err("%s", err);
+		STEP("host key", setup_host_key(NULL, err, sizeof(err)));
 		return 1;
 	}
 	if (net_pick_interface("eth0", ifname, sizeof(ifname)) == -1) {
