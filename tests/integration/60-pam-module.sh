@@ -268,6 +268,65 @@ EOF
 	oathtool --totp -d 6 $secret >"$T/code"
 	check_fails "second factor: a developer without a secret fails" \
 	    pt prison proja authenticate
+
+	# The shipped /etc/pam.d/prison, with this test's paths.
+	echo "prison ; * ; * ; Al0000-2400" >"$T/time.conf"
+	sed -e "s|pam_prison.so|$MOD config=$T/prison.conf|" \
+	    -e "s|/var/lib/prison/oath/users|$T/oath/users|" \
+	    -e "s|/etc/prison/time.conf|$T/time.conf|" \
+	    "$TOP/contrib/pam.d/prison" >"$T/pam.d/prison"
+	# Each developer below has a secret of their own: a code pam_oath
+	# has seen once is refused for good (replay protection).
+	$PRISONCTL user add dave >/dev/null
+	$PRISONCTL project grant proja dave >/dev/null 2>&1
+	secret2=6162636465666768696a6b6c6d6e6f7071727374
+	printf 'HOTP/T30/6 dave - %s\n' $secret2 >>"$T/oath/users"
+	oathtool --totp -d 6 $secret2 >"$T/code"
+	PT_OPTS=(-E PRISON_DEVELOPER=dave -I rhost=10.1.2.3)
+	check "shipped gateway stack: code, network, hours, member" \
+	    pt prison proja authenticate acct_mgmt
+	PT_OPTS=(-E PRISON_DEVELOPER=alice -I rhost=192.0.2.7)
+	check_fails "shipped gateway stack: other network refused" \
+	    pt prison proja acct_mgmt
+	echo "prison ; * ; proja ; !Al0000-2400" >"$T/time.conf"
+	PT_OPTS=(-E PRISON_DEVELOPER=alice -I rhost=10.1.2.3)
+	check_fails "shipped gateway stack: outside hours refused" \
+	    pt prison proja acct_mgmt
+
+	# pam_faillock only counts users the passwd database knows, so it
+	# works inside the developer bracket for developers with host
+	# accounts (LDAP, sssd, or local).
+	fdev=pf$$
+	if useradd --system --no-create-home --shell /usr/sbin/nologin \
+	    "$fdev" 2>/dev/null; then
+		on_exit "userdel '$fdev'"
+		$PRISONCTL user add "$fdev" >/dev/null
+		$PRISONCTL project grant proja "$fdev" >/dev/null 2>&1
+		secret3=4142434445464748494a4b4c4d4e4f5051525354
+		printf 'HOTP/T30/6 %s - %s\n' "$fdev" $secret3 \
+		    >>"$T/oath/users"
+		mkdir -m 0700 "$T/fl"
+		F="dir=$T/fl deny=2 unlock_time=600"
+		cat >"$T/pam.d/prison" <<EOF
+auth required $MOD config=$T/prison.conf trust_env user=developer
+auth requisite pam_faillock.so preauth $F
+auth [success=1 default=ignore] pam_oath.so usersfile=$T/oath/users window=2 digits=6
+auth [default=die] pam_faillock.so authfail $F
+auth required pam_faillock.so authsucc $F
+auth required $MOD config=$T/prison.conf user=project
+EOF
+		PT_OPTS=(-E PRISON_DEVELOPER=$fdev)
+		echo 000000 >"$T/code"
+		pt prison proja authenticate
+		pt prison proja authenticate
+		oathtool --totp -d 6 $secret3 >"$T/code"
+		check_fails "pam_faillock: locked after two wrong codes" \
+		    pt prison proja authenticate
+		expect_match "pam_faillock: says the account is locked" \
+		    "locked due to 2 failed logins" "$(cat "$T/out")"
+	else
+		skip "pam_faillock" "needs root to add a host account"
+	fi
 	unset PT_STDIN
 else
 	skip "second factor with pam_oath" "needs libpam-oath and oathtool"
