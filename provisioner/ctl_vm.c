@@ -1,14 +1,292 @@
-/* Placeholder until this command group is written. */
+/*
+ * prisonctl vm list|stop|cleanup and prisonctl project reset: the
+ * operator's view of running VMs.  Everything goes through the running
+ * provisioner; cleanup also works when it is down, acting on the records
+ * it left in vm_dir.
+ */
+#include <sys/types.h>
+
+#include <dirent.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "config.h"
 #include "ctl.h"
+#include "disk.h"
+#include "log.h"
+#include "names.h"
+#include "net.h"
+#include "proto.h"
+#include "registry.h"
+#include "vm.h"
+#include "vmm.h"
+#include "xmalloc.h"
+
+#define CTL_TIMEOUT_MS	(10 * 60 * 1000)
+
+static int
+call(const struct prison_config *cfg, json_t *req, json_t **reply,
+    char *err, size_t errlen)
+{
+	int r;
+
+	r = proto_call(cfg->provisioner_socket, req, reply, NULL, NULL,
+	    CTL_TIMEOUT_MS, err, errlen);
+	json_decref(req);
+	return r;
+}
+
+static int
+reply_failed(json_t *reply)
+{
+	if (json_is_true(json_object_get(reply, "ok")))
+		return 0;
+	ctl_fail("%s", json_string_value(json_object_get(reply, "error")) ?
+	    json_string_value(json_object_get(reply, "error")) : "failed");
+	return 1;
+}
+
+static void
+print_uptime(json_int_t s)
+{
+	if (s >= 86400)
+		printf("%5lldd%02lldh", s / 86400, s % 86400 / 3600);
+	else if (s >= 3600)
+		printf("%5lldh%02lldm", s / 3600, s % 3600 / 60);
+	else
+		printf("%5lldm%02llds", s / 60, s % 60);
+}
+
+static int
+vm_list_cmd(const struct prison_config *cfg, int json)
+{
+	json_t *reply = NULL, *vms, *v;
+	char err[512];
+	size_t i;
+
+	if (call(cfg, json_pack("{s:s}", "op", "list"), &reply, err,
+	    sizeof(err)) == -1)
+		return ctl_fail("%s", err);
+	if (reply_failed(reply)) {
+		json_decref(reply);
+		return 1;
+	}
+	vms = json_object_get(reply, "vms");
+	if (json) {
+		json_dumpf(vms, stdout, JSON_INDENT(2));
+		putchar('\n');
+		json_decref(reply);
+		return 0;
+	}
+	printf("%-20s %-9s %-15s %-8s %-5s %-8s %9s %s\n", "PROJECT",
+	    "STATE", "ADDRESS", "TAP", "PORT", "PID", "UPTIME", "SESSIONS");
+	json_array_foreach(vms, i, v) {
+		printf("%-20s %-9s %-15s %-8s %-5lld %-8lld ",
+		    json_string_value(json_object_get(v, "project")),
+		    json_string_value(json_object_get(v, "state")),
+		    json_string_value(json_object_get(v, "address")) ?
+		    json_string_value(json_object_get(v, "address")) : "-",
+		    json_string_value(json_object_get(v, "tap")) ?
+		    json_string_value(json_object_get(v, "tap")) : "-",
+		    json_integer_value(json_object_get(v, "port")),
+		    json_integer_value(json_object_get(v, "pid")));
+		print_uptime(json_integer_value(json_object_get(v,
+		    "uptime")));
+		printf(" %lld\n", json_integer_value(json_object_get(v,
+		    "sessions")));
+	}
+	json_decref(reply);
+	return 0;
+}
+
+static int
+vm_stop_cmd(const struct prison_config *cfg, const char *name)
+{
+	json_t *reply = NULL, *req;
+	char err[512];
+	int r;
+
+	if (strcmp(name, "--all") == 0)
+		req = json_pack("{s:s}", "op", "stop-all");
+	else if (name_valid_project(name, err, sizeof(err)) == -1)
+		return ctl_fail("%s", err);
+	else
+		req = json_pack("{s:s,s:s}", "op", "stop", "project", name);
+	if (call(cfg, req, &reply, err, sizeof(err)) == -1)
+		return ctl_fail("%s", err);
+	if ((r = reply_failed(reply)) == 0) {
+		if (json_object_get(reply, "stopped") != NULL)
+			printf("stopped %lld VMs\n", json_integer_value(
+			    json_object_get(reply, "stopped")));
+		else
+			printf("stopped %s\n", name);
+	}
+	json_decref(reply);
+	return r;
+}
+
+/*
+ * Without a provisioner: stop the VM a record in vm_dir names (after
+ * checking the process really is that VM's VMM) and release its TAP.
+ */
+static int
+cleanup_one(const struct prison_config *cfg, const char *project)
+{
+	char *dir = vm_project_dir(cfg, project), err[512];
+	char *path = xasprintf("%s/state.json", dir);
+	const struct vmm_ops *ops;
+	struct vm_handle h;
+	struct vm_spec spec;
+	json_error_t jerr;
+	json_t *st;
+	int ret = 0;
+
+	memset(&h, 0, sizeof(h));
+	if ((st = json_load_file(path, 0, &jerr)) != NULL &&
+	    (ops = vmm_lookup(json_string_value(json_object_get(st,
+	    "vmm")))) != NULL) {
+		memset(&spec, 0, sizeof(spec));
+		spec.project = project;
+		spec.vm_dir = dir;
+		h.pid = (pid_t)json_integer_value(json_object_get(st, "pid"));
+		if (json_is_string(json_object_get(st, "api_socket")))
+			h.api_socket = xstrdup(json_string_value(
+			    json_object_get(st, "api_socket")));
+		if (ops->adopt(cfg, &spec, &h, err, sizeof(err)) == 0) {
+			printf("stopping %s (pid %ld)\n", project,
+			    (long)h.pid);
+			if (ops->stop(cfg, &h, 15, err, sizeof(err)) == -1)
+				ret = ctl_fail("%s: %s", project, err);
+		}
+		free(h.api_socket);
+	}
+	json_decref(st);
+	if (ret == 0) {
+		unlink(path);
+		if (net_down(cfg, project, err, sizeof(err)) == -1)
+			ret = ctl_fail("%s: %s", project, err);
+	}
+	free(path);
+	free(dir);
+	return ret;
+}
+
+static int
+vm_cleanup_cmd(const struct prison_config *cfg)
+{
+	struct registry *reg = NULL;
+	json_t *reply = NULL;
+	struct dirent *de;
+	char err[512];
+	size_t i;
+	DIR *d;
+	int ret = 0;
+
+	/* A running provisioner stops its VMs itself... */
+	if (call(cfg, json_pack("{s:s}", "op", "stop-all"), &reply, err,
+	    sizeof(err)) == 0) {
+		if (reply_failed(reply)) {
+			json_decref(reply);
+			return 1;
+		}
+		printf("the provisioner stopped %lld VMs\n",
+		    json_integer_value(json_object_get(reply, "stopped")));
+		json_decref(reply);
+	} else
+		printf("the provisioner is not running (%s); cleaning up "
+		    "from its records\n", err);
+
+	/* ...and what a crash left behind goes here. */
+	if ((d = opendir(cfg->vm_dir)) != NULL) {
+		while ((de = readdir(d)) != NULL)
+			if (de->d_name[0] != '.' &&
+			    name_valid_project(de->d_name, NULL, 0) == 0)
+				ret |= cleanup_one(cfg, de->d_name);
+		closedir(d);
+	}
+	if (registry_load(cfg->registry, &reg, err, sizeof(err)) == -1)
+		return ctl_fail("%s", err);
+	for (i = 0; i < reg->nprojects; i++)
+		if (net_down(cfg, reg->projects[i].name, err,
+		    sizeof(err)) == -1)
+			ret = ctl_fail("%s: %s", reg->projects[i].name, err);
+	registry_free(reg);
+	return ret;
+}
 
 int
 ctl_vm(const struct prison_config *cfg, int argc, char **argv)
 {
-	return ctl_fail("%s: not available yet", "ctl_vm");
+	int json = ctl_take_json(&argc, argv);
+
+	if (argc == 1 && strcmp(argv[0], "list") == 0)
+		return vm_list_cmd(cfg, json);
+	if (argc == 2 && strcmp(argv[0], "stop") == 0)
+		return vm_stop_cmd(cfg, argv[1]);
+	if (argc == 2 && strcmp(argv[0], "cleanup") == 0 &&
+	    strcmp(argv[1], "--all") == 0)
+		return vm_cleanup_cmd(cfg);
+	fprintf(stderr, "usage: prisonctl vm list [--json]\n"
+	    "       prisonctl vm stop NAME|--all\n"
+	    "       prisonctl vm cleanup --all\n");
+	return 2;
+}
+
+/* 1 when the project's VM runs, 0 when not, -1 when unknown. */
+static int
+vm_running(const struct prison_config *cfg, const char *project)
+{
+	json_t *reply = NULL;
+	char err[512], *path;
+	const char *state;
+	int r;
+
+	if (call(cfg, json_pack("{s:s,s:s}", "op", "status", "project",
+	    project), &reply, err, sizeof(err)) == 0) {
+		state = json_string_value(json_object_get(json_object_get(
+		    reply, "vm"), "state"));
+		r = state == NULL ? -1 : strcmp(state, "stopped") != 0;
+		json_decref(reply);
+		return r;
+	}
+	/* No provisioner: a record means a VM may still run. */
+	path = xasprintf("%s/%s/state.json", cfg->vm_dir, project);
+	r = access(path, F_OK) == 0;
+	free(path);
+	return r;
 }
 
 int
 ctl_project_reset(const struct prison_config *cfg, int argc, char **argv)
 {
-	return ctl_fail("%s: not available yet", "ctl_project_reset");
+	struct registry *reg = NULL;
+	char err[512];
+	int r;
+
+	if (argc != 1) {
+		fprintf(stderr, "usage: prisonctl project reset NAME\n");
+		return 2;
+	}
+	if (name_valid_project(argv[0], err, sizeof(err)) == -1)
+		return ctl_fail("%s", err);
+	if (registry_load(cfg->registry, &reg, err, sizeof(err)) == -1)
+		return ctl_fail("%s", err);
+	r = registry_project(reg, argv[0]) != NULL;
+	registry_free(reg);
+	if (!r)
+		return ctl_fail("unknown project \"%s\"", argv[0]);
+	if ((r = vm_running(cfg, argv[0])) != 0)
+		return ctl_fail("%s: the VM %s; stop it first with "
+		    "prisonctl vm stop %s", argv[0], r == 1 ? "is running" :
+		    "state is unknown", argv[0]);
+	if (disk_remove(cfg, argv[0], err, sizeof(err)) == -1)
+		return ctl_fail("%s", err);
+	printf("%s: disk removed; the next start makes a fresh one from the "
+	    "image\n", argv[0]);
+	return 0;
 }
