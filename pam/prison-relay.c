@@ -172,6 +172,43 @@ progress(const char *msg, void *arg)
 }
 
 /*
+ * The upstream's key as the gateway pinned it in known_hosts: a line
+ * "PROJECT/UPSTREAM TYPE BASE64".  The relay never pins: an upstream no
+ * one has vouched for yet is refused.
+ */
+static int
+upstream_pin(const struct prison_config *cfg, const struct reg_project *p,
+    struct target *t, char *err, size_t errlen)
+{
+	char *data = NULL, *id = NULL, *line, *nl;
+	size_t len, idlen;
+	int ret = -1;
+
+	id = xasprintf("%s/%s ", p->name, p->upstream);
+	idlen = strlen(id);
+	if (read_file(cfg->known_hosts, PIN_MAX, &data, &len, err,
+	    errlen) == -1 && errno != ENOENT)
+		goto out;
+	for (line = data; line != NULL && *line != '\0'; line = nl) {
+		if ((nl = strchr(line, '\n')) != NULL)
+			*nl++ = '\0';
+		if (strncmp(line, id, idlen) != 0)
+			continue;
+		t->alias = xasprintf("prison-upstream-%s", p->name);
+		t->pins = xasprintf("%s %s\n", t->alias, line + idlen);
+		ret = 0;
+		goto out;
+	}
+	seterr(err, errlen, "no pinned host key for %s in %s: log in once "
+	    "through prison-gateway, which pins it", p->upstream,
+	    cfg->known_hosts);
+ out:
+	free(data);
+	free(id);
+	return ret;
+}
+
+/*
  * Ask the provisioner for the project's VM and keep the connection
  * ("hold") for as long as the relay lives, so the session is counted.
  */
@@ -239,9 +276,9 @@ ensure_vm(const struct prison_config *cfg, const char *project,
 }
 
 /*
- * Double-check the developer from sshd's own record (ExposeAuthInfo):
- * pam_prison's account check is the rule; this catches a host whose PAM
- * stack was set up without it.
+ * The developer from sshd's own record (ExposeAuthInfo), checked again
+ * here: pam_prison's session phase is the rule, this keeps a host whose
+ * PAM stack lacks it from relaying anyone sshd let in.
  */
 static int
 check_developer(const struct registry *reg, const char *project, char *err,
@@ -422,7 +459,7 @@ main(int argc, char **argv)
 	struct passwd *pw;
 	const char *cfgpath, *cmd;
 	char err[512], self[PATH_MAX], *key = NULL;
-	size_t keylen = 0, pinlen;
+	size_t keylen = 0;
 	int setid, cfg_loaded = 0, keyfd = -1, pinfd = -1, subsystem;
 	int ret = RELAY_EXIT;
 	ssize_t n;
@@ -476,10 +513,8 @@ main(int argc, char **argv)
 
 	t.user = xstrdup(p->dev_user != NULL ? p->dev_user : "dev");
 	if (p->upstream != NULL) {
-		/* Pinned like the gateway pins it, in known_hosts. */
 		if (parse_upstream(p->upstream, &t, err, sizeof(err)) == -1 ||
-		    read_file(cfg.known_hosts, PIN_MAX, &t.pins, &pinlen,
-		    err, sizeof(err)) == -1) {
+		    upstream_pin(&cfg, p, &t, err, sizeof(err)) == -1) {
 			say("upstream of %s: %s", p->name, err);
 			goto out;
 		}

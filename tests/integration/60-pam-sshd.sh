@@ -31,14 +31,14 @@ wait_port() {
 
 # Host accounts: the project's (shell = relay), a VM project's, the
 # upstream's dev user, and the group standing in for "prison".
-grp=pg$$ pgrp=pj$$ proj=pp$$ vproj=pv$$ dev=pd$$
+grp=pg$$ pgrp=pj$$ proj=pp$$ vproj=pv$$ dev=pd$$ uproj=pu$$
 groupadd --system "$grp" || exit 1
 on_exit "groupdel '$grp'"
 groupadd --system "$pgrp" || exit 1
 on_exit "groupdel '$pgrp'"
 mkdir -m 0755 "$T/bin"
 install -m 2755 -g "$grp" "$RELAY" "$T/bin/prison-relay"
-for u in "$proj" "$vproj"; do
+for u in "$proj" "$vproj" "$uproj"; do
 	useradd --system --no-create-home --home-dir "$T" -G "$pgrp" \
 	    --shell "$T/bin/prison-relay" "$u" || exit 1
 	on_exit "userdel '$u'"
@@ -78,8 +78,9 @@ Subsystem sftp /usr/lib/openssh/sftp-server
 EOF
 /usr/sbin/sshd -D -f "$T/up/sshd_config" -E "$T/up/log" &
 on_exit "kill $!"
-printf '[127.0.0.1]:%s %s\n' "$UPORT" "$(cut -d' ' -f1,2 "$T/up/host.pub")" \
-    >"$T/state/known_hosts"
+# Pinned as prison-gateway pins upstreams: "PROJECT/UPSTREAM TYPE KEY".
+printf '%s/127.0.0.1:%s %s\n' "$proj" "$UPORT" \
+    "$(cut -d' ' -f1,2 "$T/up/host.pub")" >"$T/state/known_hosts"
 chgrp "$grp" "$T/state/known_hosts"
 chmod 0640 "$T/state/known_hosts"
 
@@ -93,6 +94,10 @@ $PRISONCTL project add "$proj" --upstream "127.0.0.1:$UPORT" \
     --dev-user "$dev" >/dev/null 2>&1
 $PRISONCTL project grant "$proj" alice >/dev/null 2>&1
 $PRISONCTL project grant "$proj" carol >/dev/null 2>&1
+# An upstream nobody has pinned yet (sshd on the same port, other name).
+$PRISONCTL project add "$uproj" --upstream "localhost:$UPORT" \
+    --dev-user "$dev" >/dev/null 2>&1
+$PRISONCTL project grant "$uproj" alice >/dev/null 2>&1
 $PRISONCTL project add "$vproj" --dev-user "$dev" >/dev/null 2>&1
 $PRISONCTL project grant "$vproj" alice >/dev/null 2>&1
 $PRISONCTL user disable carol >/dev/null 2>&1
@@ -202,6 +207,10 @@ got=$(timeout 60 sftp -F /dev/null -i "$T/alice" -o IdentitiesOnly=yes \
     -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR -P "$DPORT" \
     -b "$T/batch" "$proj@127.0.0.1" 2>&1)
 expect_match "sftp is relayed as the sftp subsystem" "/etc" "$got"
+
+got=$(door alice "$uproj" 'echo reached' </dev/null 2>&1)
+expect_match "an upstream without a pin is refused, saying why" \
+    "no pinned host key for localhost:$UPORT" "$got"
 
 got=$(door bob "$proj" true </dev/null 2>&1)
 expect_match "non-member's key is not offered by prisonctl: refused" \
