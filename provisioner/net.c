@@ -1,8 +1,9 @@
 /*
  * The network layer's public functions (net.h): each takes the lock,
- * loads the recorded state, changes the kernel to match and records the
- * result.  The state is written before the kernel is touched, so a crash
- * at any point leaves a record that net_init can make true again.
+ * reads the recorded state (one project's, or all for rebuilds), records
+ * the change and then makes the kernel match.  The record is written
+ * before the kernel is touched, so a crash at any point leaves a record
+ * that net_init can make true again.
  */
 #include <errno.h>
 #include <pwd.h>
@@ -21,11 +22,12 @@
 
 static int
 net_begin(const struct prison_config *cfg, struct net_state *st, int *lockfd,
-    char *err, size_t errlen)
+    int all, char *err, size_t errlen)
 {
 	char *lock = NULL;
 
 	*lockfd = -1;
+	memset(st, 0, sizeof(*st));
 	if (mkdir_p(cfg->state_dir, 0755, err, errlen) == -1)
 		return -1;
 	lock = xasprintf("%s/%s", cfg->state_dir, NET_LOCK_FILE);
@@ -33,8 +35,9 @@ net_begin(const struct prison_config *cfg, struct net_state *st, int *lockfd,
 	free(lock);
 	if (*lockfd == -1)
 		return -1;
-	if (net_state_load(cfg->state_dir, cfg->pool, st, err,
-	    errlen) == -1) {
+	if (net_state_open(cfg->state_dir, cfg->pool, st, err,
+	    errlen) == -1 || (all && net_state_load(st, err, errlen) == -1)) {
+		net_state_free(st);
 		close(*lockfd);
 		*lockfd = -1;
 		return -1;
@@ -82,6 +85,7 @@ lan_iface(const struct prison_config *cfg, char *buf, size_t len, char *err,
 	return net_default_iface(buf, len, err, errlen);
 }
 
+/* st must hold every record (net_state_load). */
 static int
 rebuild(const struct prison_config *cfg, const struct net_state *st,
     char *err, size_t errlen)
@@ -210,11 +214,12 @@ int
 net_init(const struct prison_config *cfg, char *err, size_t errlen)
 {
 	struct net_state st;
-	int lockfd, ret;
+	int lockfd, ret = -1;
 
-	if (net_begin(cfg, &st, &lockfd, err, errlen) == -1)
+	if (net_begin(cfg, &st, &lockfd, 1, err, errlen) == -1)
 		return -1;
-	ret = sync_all(cfg, &st, err, errlen);
+	if (net_claims_tidy(&st, err, errlen) == 0)
+		ret = sync_all(cfg, &st, err, errlen);
 	net_end(&st, lockfd);
 	return ret;
 }
@@ -225,35 +230,27 @@ net_rebuild(const struct prison_config *cfg, char *err, size_t errlen)
 	struct net_state st;
 	int lockfd, ret;
 
-	if (net_begin(cfg, &st, &lockfd, err, errlen) == -1)
+	if (net_begin(cfg, &st, &lockfd, 1, err, errlen) == -1)
 		return -1;
 	ret = rebuild(cfg, &st, err, errlen);
 	net_end(&st, lockfd);
 	return ret;
 }
 
-/* Incremental change; a table that disagrees gets rebuilt instead. */
+/*
+ * Incremental change of one project's elements; a table that disagrees
+ * (missing, or flushed by hand) is rebuilt from every record instead.
+ */
 static int
-apply(const struct prison_config *cfg, const struct net_state *st,
+apply(const struct prison_config *cfg, struct net_state *st,
     const struct net_rec *del, const struct net_rec *add, char *err,
     size_t errlen)
 {
 	if (nft_project(cfg, st, del, add, err, errlen) == 0)
 		return 0;
+	if (st->nrecs == 0 && net_state_load(st, err, errlen) == -1)
+		return -1;
 	return rebuild(cfg, st, err, errlen);
-}
-
-static int
-port_holder(const struct net_state *st, const char *name, int port)
-{
-	size_t i;
-
-	for (i = 0; i < st->nrecs; i++)
-		if (port > 0 && st->recs[i].up &&
-		    st->recs[i].ssh_port == port &&
-		    strcmp(st->recs[i].name, name) != 0)
-			return (int)i;
-	return -1;
 }
 
 int
@@ -261,12 +258,13 @@ net_up(const struct prison_config *cfg, const struct net_project *p,
     struct net_info *info, char *err, size_t errlen)
 {
 	struct net_state st;
-	struct net_rec *r, old;
+	struct net_rec r, old;
 	char e[256];
 	uid_t uid = 0;
 	gid_t gid = 0;
-	int lockfd, h, ret = -1;
+	int lockfd, ret = -1;
 
+	memset(&r, 0, sizeof(r));
 	if (name_valid_project(p->name, err, errlen) == -1)
 		return -1;
 	if (p->ssh_port < 0 || p->ssh_port > 65535)
@@ -274,35 +272,37 @@ net_up(const struct prison_config *cfg, const struct net_project *p,
 		    "port", p->name, p->ssh_port);
 	if (vmm_ids(cfg, &uid, &gid, err, errlen) == -1)
 		return -1;
-	if (net_begin(cfg, &st, &lockfd, err, errlen) == -1)
+	if (net_begin(cfg, &st, &lockfd, 0, err, errlen) == -1)
 		return -1;
-	if ((h = port_holder(&st, p->name, p->ssh_port)) != -1) {
-		seterr(err, errlen, "project %s: port %d is already forwarded "
-		    "to project %s", p->name, p->ssh_port, st.recs[h].name);
+	if (net_rec_alloc(&st, p->name, &r, err, errlen) == -1)
 		goto out;
-	}
-	if ((r = net_state_alloc(&st, p->name, err, errlen)) == NULL)
+	if (tap_check(r.tap, p->name, err, errlen) == -1)
 		goto out;
-	if (tap_check(r->tap, p->name, err, errlen) == -1)
-		goto out;	/* a new allocation is not saved */
-	old = *r;
-	r->ssh_port = p->ssh_port;
-	r->egress_allow = p->egress_allow;
-	r->up = 1;
-	if (net_state_save(cfg->state_dir, &st, err, errlen) == -1)
+	old = r;
+	if (net_port_claim(&st, p->name, p->ssh_port, err, errlen) == -1)
 		goto out;
+	r.ssh_port = p->ssh_port;
+	r.egress_allow = p->egress_allow;
+	r.up = 1;
+	if (net_rec_put(&st, &r, err, errlen) == -1)
+		goto undo;
 	if (net_sysctl("/proc/sys/net/ipv4/ip_forward", "1", err,
 	    errlen) == -1 ||
-	    rec_tap_ensure(&st, r, uid, gid, err, errlen) == -1 ||
-	    apply(cfg, &st, old.up ? &old : NULL, r, err, errlen) == -1) {
-		/* Record what was there before; reconcile tidies the rest. */
-		*r = old;
-		(void)net_state_save(cfg->state_dir, &st, e, sizeof(e));
-		goto out;
-	}
-	info_fill(&st, r, info);
+	    rec_tap_ensure(&st, &r, uid, gid, err, errlen) == -1 ||
+	    apply(cfg, &st, old.up ? &old : NULL, &r, err, errlen) == -1)
+		goto undo;
+	if (old.up && old.ssh_port != r.ssh_port)
+		net_port_unclaim(&st, p->name, old.ssh_port);
+	info_fill(&st, &r, info);
 	ret = 0;
+	goto out;
+undo:
+	/* Record what was there before; reconcile tidies the kernel. */
+	if (!(old.up && old.ssh_port == p->ssh_port))
+		net_port_unclaim(&st, p->name, p->ssh_port);
+	(void)net_rec_put(&st, &old, e, sizeof(e));
 out:
+	net_rec_clear(&r);
 	net_end(&st, lockfd);
 	return ret;
 }
@@ -316,10 +316,11 @@ down_locked(const struct prison_config *cfg, struct net_state *st,
 	char host[16], guest[16];
 
 	r->up = 0;
-	if (net_state_save(cfg->state_dir, st, err, errlen) == -1)
+	if (net_rec_put(st, r, err, errlen) == -1)
 		return -1;
 	if (was.up && apply(cfg, st, &was, NULL, err, errlen) == -1)
 		return -1;
+	net_port_unclaim(st, r->name, r->ssh_port);
 	if (tap_delete(r->tap, r->name, err, errlen) == -1)
 		return -1;
 	net_rec_addrs(st, r, host, guest, sizeof(host));
@@ -331,13 +332,17 @@ net_down(const struct prison_config *cfg, const char *project, char *err,
     size_t errlen)
 {
 	struct net_state st;
-	struct net_rec *r;
-	int lockfd, ret = 0;
+	struct net_rec r;
+	int lockfd, ret;
 
-	if (net_begin(cfg, &st, &lockfd, err, errlen) == -1)
+	memset(&r, 0, sizeof(r));
+	if (net_begin(cfg, &st, &lockfd, 0, err, errlen) == -1)
 		return -1;
-	if ((r = net_state_find(&st, project)) != NULL)
-		ret = down_locked(cfg, &st, r, err, errlen);
+	if ((ret = net_rec_get(&st, project, &r, err, errlen)) == 0)
+		ret = down_locked(cfg, &st, &r, err, errlen);
+	else if (ret == 1)
+		ret = 0;
+	net_rec_clear(&r);
 	net_end(&st, lockfd);
 	return ret;
 }
@@ -347,20 +352,18 @@ net_release(const struct prison_config *cfg, const char *project, char *err,
     size_t errlen)
 {
 	struct net_state st;
-	struct net_rec *r;
-	int lockfd, ret = -1;
+	struct net_rec r;
+	int lockfd, ret;
 
-	if (net_begin(cfg, &st, &lockfd, err, errlen) == -1)
+	memset(&r, 0, sizeof(r));
+	if (net_begin(cfg, &st, &lockfd, 0, err, errlen) == -1)
 		return -1;
-	if ((r = net_state_find(&st, project)) == NULL) {
+	if ((ret = net_rec_get(&st, project, &r, err, errlen)) == 0 &&
+	    (ret = down_locked(cfg, &st, &r, err, errlen)) == 0)
+		ret = net_rec_forget(&st, &r, err, errlen);
+	else if (ret == 1)
 		ret = 0;
-		goto out;
-	}
-	if (down_locked(cfg, &st, r, err, errlen) == -1)
-		goto out;
-	net_state_remove(&st, project);
-	ret = net_state_save(cfg->state_dir, &st, err, errlen);
-out:
+	net_rec_clear(&r);
 	net_end(&st, lockfd);
 	return ret;
 }
@@ -370,15 +373,15 @@ net_show(const struct prison_config *cfg, const char *project,
     struct net_info *info, char *err, size_t errlen)
 {
 	struct net_state st;
-	struct net_rec *r;
-	int lockfd, ret = 1;
+	struct net_rec r;
+	int lockfd, ret;
 
-	if (net_begin(cfg, &st, &lockfd, err, errlen) == -1)
+	memset(&r, 0, sizeof(r));
+	if (net_begin(cfg, &st, &lockfd, 0, err, errlen) == -1)
 		return -1;
-	if ((r = net_state_find(&st, project)) != NULL) {
-		info_fill(&st, r, info);
-		ret = 0;
-	}
+	if ((ret = net_rec_get(&st, project, &r, err, errlen)) == 0)
+		info_fill(&st, &r, info);
+	net_rec_clear(&r);
 	net_end(&st, lockfd);
 	return ret;
 }
@@ -394,34 +397,56 @@ known_find(const struct net_project *known, size_t n, const char *name)
 	return NULL;
 }
 
+/* Is port held by an up record before index i? */
+static int
+port_taken_before(const struct net_state *st, size_t i, int port)
+{
+	size_t j;
+
+	for (j = 0; j < i && port > 0; j++)
+		if (st->recs[j].up && st->recs[j].ssh_port == port)
+			return 1;
+	return 0;
+}
+
 int
 net_reconcile(const struct prison_config *cfg,
     const struct net_project *known, size_t nknown, char *err, size_t errlen)
 {
 	struct net_state st;
 	const struct net_project *k;
+	struct net_rec *r;
 	char host[16], guest[16], e[512], **gone = NULL;
 	size_t i, ngone = 0;
-	int lockfd, ret = -1;
+	int lockfd, ret = -1, port;
 
-	if (net_begin(cfg, &st, &lockfd, err, errlen) == -1)
+	if (net_begin(cfg, &st, &lockfd, 1, err, errlen) == -1)
 		return -1;
 	for (i = 0; i < st.nrecs; ) {
-		if ((k = known_find(known, nknown, st.recs[i].name)) == NULL) {
-			net_rec_addrs(&st, &st.recs[i], host, guest,
-			    sizeof(host));
+		r = &st.recs[i];
+		if ((k = known_find(known, nknown, r->name)) == NULL) {
+			net_rec_addrs(&st, r, host, guest, sizeof(host));
+			if (net_rec_forget(&st, r, err, errlen) == -1)
+				goto out;
 			gone = xreallocarray(gone, ngone + 1, sizeof(*gone));
 			gone[ngone++] = xstrdup(guest);
-			net_state_remove(&st, st.recs[i].name);
+			net_rec_clear(r);
+			st.recs[i] = st.recs[--st.nrecs];
 			continue;
 		}
-		st.recs[i].egress_allow = k->egress_allow;
 		/* Two projects given one port: the earlier keeps it. */
-		st.recs[i].ssh_port = port_holder(&st, k->name,
-		    k->ssh_port) == -1 ? k->ssh_port : 0;
+		port = port_taken_before(&st, i, k->ssh_port) ? 0 :
+		    k->ssh_port;
+		if (r->egress_allow != k->egress_allow ||
+		    r->ssh_port != port) {
+			r->egress_allow = k->egress_allow;
+			r->ssh_port = port;
+			if (net_rec_put(&st, r, err, errlen) == -1)
+				goto out;
+		}
 		i++;
 	}
-	if (net_state_save(cfg->state_dir, &st, err, errlen) == -1)
+	if (net_claims_tidy(&st, err, errlen) == -1)
 		goto out;
 	ret = sync_all(cfg, &st, err, errlen);
 	for (i = 0; i < ngone; i++)

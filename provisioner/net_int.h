@@ -9,7 +9,6 @@
 #include <sys/types.h>
 
 #define NET_ALIAS_PREFIX	"prison:"
-#define NET_STATE_FILE		"net.json"
 #define NET_LOCK_FILE		"net.lock"
 
 /* One recorded project: its allocation and what was last applied. */
@@ -27,6 +26,7 @@ struct net_state {
 	int		 pool_prefix;
 	uint32_t	 nslots;	/* /30s in the pool */
 	char		*pool;		/* as configured */
+	char		*dir;		/* state_dir/net */
 	struct net_rec	*recs;
 	size_t		 nrecs;
 };
@@ -35,15 +35,29 @@ struct net_state {
 uint32_t	 net_hash(const char *s);
 int		 net_pool_parse(const char *pool, uint32_t *base, int *prefix,
 		    char *err, size_t errlen);
-int		 net_state_load(const char *state_dir, const char *pool,
+/* Pool and directory only; net_state_load adds every record. */
+int		 net_state_open(const char *state_dir, const char *pool,
 		    struct net_state *, char *err, size_t errlen);
-int		 net_state_save(const char *state_dir, const struct net_state *,
-		    char *err, size_t errlen);
+int		 net_state_load(struct net_state *, char *err, size_t errlen);
 void		 net_state_free(struct net_state *);
 struct net_rec	*net_state_find(const struct net_state *, const char *name);
-struct net_rec	*net_state_alloc(struct net_state *, const char *name,
+/* 0 found, 1 no record, -1 error. */
+int		 net_rec_get(const struct net_state *, const char *name,
+		    struct net_rec *, char *err, size_t errlen);
+int		 net_rec_put(const struct net_state *, const struct net_rec *,
 		    char *err, size_t errlen);
-void		 net_state_remove(struct net_state *, const char *name);
+/* The project's record, allocated (and saved, down) if it had none. */
+int		 net_rec_alloc(const struct net_state *, const char *name,
+		    struct net_rec *, char *err, size_t errlen);
+int		 net_rec_forget(const struct net_state *,
+		    const struct net_rec *, char *err, size_t errlen);
+void		 net_rec_clear(struct net_rec *);
+int		 net_port_claim(const struct net_state *, const char *name,
+		    int port, char *err, size_t errlen);
+void		 net_port_unclaim(const struct net_state *, const char *name,
+		    int port);
+int		 net_claims_tidy(const struct net_state *, char *err,
+		    size_t errlen);
 void		 net_rec_addrs(const struct net_state *, const struct net_rec *,
 		    char *host, char *guest, size_t len);
 void		 net_rec_mac(const struct net_rec *, char *mac, size_t len);
