@@ -619,6 +619,10 @@ registry_user_by_key(const struct registry *reg, const char *type,
 
 	if (keyp != NULL)
 		*keyp = NULL;
+	/* Callers holding a signature algorithm name mean the RSA key. */
+	if (type != NULL && (strcmp(type, "rsa-sha2-256") == 0 ||
+	    strcmp(type, "rsa-sha2-512") == 0))
+		type = "ssh-rsa";
 	for (i = 0; reg != NULL && blob != NULL && i < reg->nusers; i++) {
 		for (j = 0; j < reg->users[i].nkeys; j++) {
 			const struct reg_key *k = &reg->users[i].keys[j];
