@@ -14,7 +14,8 @@ $(B)/pam_prison.so: $(PAM_SRC:%.c=$(B)/%.o) $(KEYS_LIB) $(COMMON_LIB) \
 LIBEXEC += $(if $(wildcard pam/prison-relay.c),$(B)/prison-relay)
 $(B)/prison-relay: $(B)/pam/prison-relay.o $(B)/pam/authinfo.o $(KEYS_LIB) \
 		$(COMMON_LIB)
-	$(CC) -o $@ $(B)/pam/prison-relay.o $(B)/pam/authinfo.o -Wl,--as-needed \
+	$(CC) -o $@ $(B)/pam/prison-relay.o $(B)/pam/authinfo.o \
+		-Wl,--as-needed \
 		-Wl,--start-group $(KEYS_LIB) $(COMMON_LIB) -Wl,--end-group \
 		$(LDFLAGS) $(ALL_LIBS)
 

@@ -50,11 +50,11 @@
 enum as_user { AS_NONE, AS_DEVELOPER, AS_PROJECT };
 
 struct opts {
-	const char	*config;	/* NULL: PRISON_CONFIG or default */
+	const char	*config;	/* NULL: $PRISON_CONFIG or default */
 	int		 trust_env;	/* PRISON_DEVELOPER is believed */
 	int		 debug;
 	enum as_user	 as;		/* auth: user=developer|project */
-	int		 defer;		/* account: leave it to session */
+	int		 defer;		/* account: session decides */
 };
 
 /* Everything one call needs, freed by ctx_free(). */

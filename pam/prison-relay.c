@@ -48,7 +48,7 @@
 #endif
 #define KEY_MAX		(64 * 1024)
 #define PIN_MAX		(1024 * 1024)
-#define RELAY_EXIT	255	/* as ssh: the connection could not be made */
+#define RELAY_EXIT	255	/* as ssh: no connection was made */
 
 struct target {
 	char	*host;

@@ -62,7 +62,8 @@ expect_match "non-member: permission denied, reason logged" \
 
 PT_OPTS=(-E "SSH_AUTH_INFO_0=$(authinfo carol)")
 check_fails "disabled member is denied" pt door proja acct_mgmt
-expect_match "disabled: reason logged" 'developer=carol .*reason="developer disabled"' \
+expect_match "disabled: reason logged" \
+    'developer=carol .*reason="developer disabled"' \
     "$(out)"
 
 PT_OPTS=(-E "SSH_AUTH_INFO_0=$(authinfo eve)")
@@ -159,13 +160,17 @@ echo ok >"$T/mode"
 python3 "$T/fakeprov.py" "$T/run/provisioner.sock" "$T/requests" \
     "$T/mode" &
 on_exit "kill $!"
-for i in $(seq 50); do [ -S "$T/run/provisioner.sock" ] && break; sleep 0.1; done
+for i in $(seq 50); do
+	[ -S "$T/run/provisioner.sock" ] && break
+	sleep 0.1
+done
 
 echo "session required $MOD config=$T/prison.conf" >"$T/pam.d/sess"
 PT_OPTS=(-E "SSH_AUTH_INFO_0=$(authinfo bob)")
 check_fails "session refuses a non-member (deferred check)" \
     pt sess proja open_session
-expect_match "session denial logged" 'developer=bob .*phase=session reason="not a member"' \
+expect_match "session denial logged" \
+    'developer=bob .*phase=session reason="not a member"' \
     "$(out)"
 check_fails "and asked nothing of the provisioner" test -s "$T/requests"
 PT_OPTS=(-E "SSH_AUTH_INFO_0=$(authinfo alice)")
@@ -310,7 +315,8 @@ EOF
 		cat >"$T/pam.d/prison" <<EOF
 auth required $MOD config=$T/prison.conf trust_env user=developer
 auth requisite pam_faillock.so preauth $F
-auth [success=1 default=ignore] pam_oath.so usersfile=$T/oath/users window=2 digits=6
+auth [success=1 default=ignore] pam_oath.so usersfile=$T/oath/users \
+    window=2 digits=6
 auth [default=die] pam_faillock.so authfail $F
 auth required pam_faillock.so authsucc $F
 auth required $MOD config=$T/prison.conf user=project

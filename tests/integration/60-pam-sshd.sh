@@ -17,12 +17,14 @@ setup_tmp
 chmod 0711 "$T"
 
 free_port() {
-	python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+	python3 -c 'import socket; s = socket.socket()
+s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
 wait_port() {
 	local i
 	for i in $(seq 100); do
-		python3 -c "import socket,sys; socket.create_connection(('127.0.0.1',$1),1)" \
+		python3 -c "import socket
+socket.create_connection(('127.0.0.1', $1), 1)" \
 		    2>/dev/null && return 0
 		sleep 0.1
 	done
@@ -133,7 +135,10 @@ cut -d' ' -f1,2 "$T/up/host.pub" >"$T/hostkey"
 python3 "$T/fakeprov.py" "$T/run/provisioner.sock" "$T/requests" \
     "$UPORT" "$dev" "$T/hostkey" &
 on_exit "kill $!"
-for i in $(seq 50); do [ -S "$T/run/provisioner.sock" ] && break; sleep 0.1; done
+for i in $(seq 50); do
+	[ -S "$T/run/provisioner.sock" ] && break
+	sleep 0.1
+done
 # As the provisioner's socket should be: the group may connect.
 chgrp "$grp" "$T/run/provisioner.sock"
 chmod 0660 "$T/run/provisioner.sock"
@@ -261,6 +266,7 @@ got=$(door alice "$dev" 'echo "plain $(id -un)"' </dev/null 2>&1)
 expect_eq "an ordinary account logs in as before" "plain $dev" "$got"
 
 # The relay is for project accounts only.
-got=$(su -s /bin/sh "$dev" -c "PRISON_CONFIG=$T/prison.conf $T/bin/prison-relay" 2>&1)
+got=$(su -s /bin/sh "$dev" \
+    -c "PRISON_CONFIG=$T/prison.conf $T/bin/prison-relay" 2>&1)
 expect_match "relay refuses an account whose shell is not the relay" \
     "login shell must be" "$got"
