@@ -293,17 +293,32 @@ parse_project(json_t *jp, struct reg_project *p, const char *where,
 	return r;
 }
 
-/* The user holding blob at a position after key n of user u, or NULL. */
-static const struct reg_user *
-key_holder_after(const struct registry *reg, size_t u, size_t n,
-    const char *blob)
+static int
+cmp_str(const void *a, const void *b)
 {
-	size_t i, j;
+	return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
 
-	for (i = u; i < reg->nusers; i++)
-		for (j = i == u ? n + 1 : 0; j < reg->users[i].nkeys; j++)
-			if (strcmp(reg->users[i].keys[j].blob, blob) == 0)
-				return &reg->users[i];
+/*
+ * Sorted copies of the names (or blobs) so duplicates sit side by side
+ * and lookups are binary searches: the gateway loads the registry on
+ * every login, and quadratic checks would hurt with thousands of keys.
+ */
+static const char **
+sorted(const char **v, size_t n)
+{
+	qsort(v, n, sizeof(*v), cmp_str);
+	return v;
+}
+
+static const char *
+first_dup(const char **v, size_t n)
+{
+	size_t i;
+
+	for (i = 1; i < n; i++)
+		if (strcmp(v[i - 1], v[i]) == 0)
+			return v[i];
 	return NULL;
 }
 
@@ -311,42 +326,66 @@ key_holder_after(const struct registry *reg, size_t u, size_t n,
 static int
 check_consistency(const struct registry *reg, char *err, size_t errlen)
 {
-	const struct reg_project *p, *q;
+	const struct reg_project *p;
 	const struct reg_key *k;
-	size_t i, j, n;
+	const char **users = NULL, **blobs = NULL, **projs = NULL, *dup;
+	size_t i, n, nkeys = 0;
+	int *port_owner = NULL, r = -1;
 
+	users = xcalloc(reg->nusers + 1, sizeof(*users));
 	for (i = 0; i < reg->nusers; i++) {
-		for (j = 0; j < i; j++)
-			if (strcmp(reg->users[i].name, reg->users[j].name) == 0)
-				return seterr(err, errlen, "user \"%s\" "
-				    "appears twice", reg->users[i].name);
-		for (n = 0; n < reg->users[i].nkeys; n++) {
-			k = &reg->users[i].keys[n];
-			if (key_holder_after(reg, i, n, k->blob) != NULL)
-				return seterr(err, errlen, "key %s is "
-				    "registered more than once",
-				    k->fingerprint);
-		}
+		users[i] = reg->users[i].name;
+		nkeys += reg->users[i].nkeys;
 	}
+	if ((dup = first_dup(sorted(users, reg->nusers), reg->nusers)) !=
+	    NULL) {
+		seterr(err, errlen, "user \"%s\" appears twice", dup);
+		goto out;
+	}
+	blobs = xcalloc(nkeys + 1, sizeof(*blobs));
+	for (i = nkeys = 0; i < reg->nusers; i++)
+		for (n = 0; n < reg->users[i].nkeys; n++)
+			blobs[nkeys++] = reg->users[i].keys[n].blob;
+	if ((dup = first_dup(sorted(blobs, nkeys), nkeys)) != NULL) {
+		registry_user_by_key(reg, NULL, dup, &k);
+		seterr(err, errlen, "key %s is registered more than once",
+		    k->fingerprint);
+		goto out;
+	}
+	projs = xcalloc(reg->nprojects + 1, sizeof(*projs));
+	port_owner = xcalloc(65536, sizeof(*port_owner));
 	for (i = 0; i < reg->nprojects; i++) {
 		p = &reg->projects[i];
-		for (j = 0; j < i; j++) {
-			q = &reg->projects[j];
-			if (strcmp(p->name, q->name) == 0)
-				return seterr(err, errlen, "project \"%s\" "
-				    "appears twice", p->name);
-			if (p->ssh_port != 0 && p->ssh_port == q->ssh_port)
-				return seterr(err, errlen, "projects \"%s\" "
-				    "and \"%s\" share ssh_port %d", q->name,
-				    p->name, p->ssh_port);
+		projs[i] = p->name;
+		if (p->ssh_port != 0 && port_owner[p->ssh_port] != 0) {
+			seterr(err, errlen, "projects \"%s\" and \"%s\" share "
+			    "ssh_port %d",
+			    reg->projects[port_owner[p->ssh_port] - 1].name,
+			    p->name, p->ssh_port);
+			goto out;
 		}
-		for (n = 0; n < p->nmembers; n++)
-			if (registry_user(reg, p->members[n]) == NULL)
-				return seterr(err, errlen, "project \"%s\": "
-				    "member \"%s\" is not a user", p->name,
-				    p->members[n]);
+		port_owner[p->ssh_port] = (int)i + 1;
+		for (n = 0; n < p->nmembers; n++) {
+			if (bsearch(&p->members[n], users, reg->nusers,
+			    sizeof(*users), cmp_str) != NULL)
+				continue;
+			seterr(err, errlen, "project \"%s\": member \"%s\" is "
+			    "not a user", p->name, p->members[n]);
+			goto out;
+		}
 	}
-	return 0;
+	if ((dup = first_dup(sorted(projs, reg->nprojects),
+	    reg->nprojects)) != NULL) {
+		seterr(err, errlen, "project \"%s\" appears twice", dup);
+		goto out;
+	}
+	r = 0;
+ out:
+	free(users);
+	free(blobs);
+	free(projs);
+	free(port_owner);
+	return r;
 }
 
 static int

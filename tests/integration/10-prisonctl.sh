@@ -329,7 +329,7 @@ for i in $(seq 1 60); do
 	[ "$new" = "$old" ] && new=$(( new % 60 + 1 ))
 	"$P" project set par1 --vcpus $new >/dev/null 2>&1 &
 	pid=$!
-	sleep "$(printf '0.%03d' $((RANDOM % 400)))"
+	sleep "$(printf '0.%03d' $((RANDOM % 100)))"
 	kill -9 $pid 2>/dev/null
 	wait $pid 2>/dev/null
 	now=$(vcpus_of_par1)
