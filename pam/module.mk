@@ -11,7 +11,8 @@ $(B)/pam_prison.so: $(PAM_SRC:%.c=$(B)/%.o) $(KEYS_LIB) $(COMMON_LIB) \
 		-Wl,-z,now -Wl,-z,relro -Wl,--start-group $(KEYS_LIB) \
 		$(COMMON_LIB) -Wl,--end-group $(LDFLAGS) $(ALL_LIBS)
 
-LIBEXEC += $(if $(wildcard pam/prison-relay.c),$(B)/prison-relay)
+# Not in LIBEXEC: install-pam installs it with its set-gid mode.
+EXTRA_ALL += $(if $(wildcard pam/prison-relay.c),$(B)/prison-relay)
 $(B)/prison-relay: $(B)/pam/prison-relay.o $(B)/pam/authinfo.o $(KEYS_LIB) \
 		$(COMMON_LIB)
 	$(CC) -o $@ $(B)/pam/prison-relay.o $(B)/pam/authinfo.o \
@@ -19,18 +20,21 @@ $(B)/prison-relay: $(B)/pam/prison-relay.o $(B)/pam/authinfo.o $(KEYS_LIB) \
 		-Wl,--start-group $(KEYS_LIB) $(COMMON_LIB) -Wl,--end-group \
 		$(LDFLAGS) $(ALL_LIBS)
 
-# The module goes to PAMDIR.  The relay is set-gid to the gateway user's
-# group (see docs/pam.md) when that group exists: it must read the
-# gateway's client key and reach the provisioner's socket.
+# The top-level install puts the module into PAMDIR.  The relay is
+# set-gid to the gateway user's group (see docs/pam.md) when that group
+# exists: it must read the gateway's client key and reach the
+# provisioner's socket.
 PAM_RELAY_GROUP ?= prison
 install: install-pam
 install-pam: all
-	install -d $(DESTDIR)$(PAMDIR)
-	install -m 0644 $(B)/pam_prison.so $(DESTDIR)$(PAMDIR)/pam_prison.so
-	if [ -f $(B)/prison-relay ] && \
-	    getent group $(PAM_RELAY_GROUP) >/dev/null; then \
-		install -d $(DESTDIR)$(LIBEXECDIR); \
-		install -m 2755 -g $(PAM_RELAY_GROUP) $(B)/prison-relay \
-		    $(DESTDIR)$(LIBEXECDIR)/prison-relay; \
+	install -d $(DESTDIR)$(LIBEXECDIR)
+	install -m 0755 $(B)/prison-relay $(DESTDIR)$(LIBEXECDIR)/prison-relay
+	@if getent group $(PAM_RELAY_GROUP) >/dev/null; then \
+		chgrp $(PAM_RELAY_GROUP) \
+		    $(DESTDIR)$(LIBEXECDIR)/prison-relay && \
+		chmod 2755 $(DESTDIR)$(LIBEXECDIR)/prison-relay; \
+	else \
+		echo "note: group $(PAM_RELAY_GROUP) missing; prison-relay" \
+		    "is not set-gid (docs/pam.md)"; \
 	fi
 .PHONY: install-pam
