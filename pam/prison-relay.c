@@ -355,7 +355,7 @@ static int
 run_ssh(const struct prison_config *cfg, struct target *t, int keyfd,
     int pinfd, const char *cmd, int subsystem)
 {
-	char *av[64], *env[8], *o[12];
+	char *av[48], *env[4], *o[4];
 	const char *term = getenv("TERM");
 	int ac = 0, ne = 0, i, status;
 	pid_t me = getpid();
