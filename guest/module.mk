@@ -19,3 +19,10 @@ $(B)/guest-files/%: guest/files/%
 INSTALL_EXTRA += install -d $(DESTDIR)$(LIBEXECDIR)/guest-files && \
 	install -m 0644 $(GUEST_FILES) $(DESTDIR)$(LIBEXECDIR)/guest-files && \
 	install -m 0755 $(B)/prison-guest $(DESTDIR)$(LIBEXECDIR);
+
+# The agent's parsers are unit tested without the rest of the agent.
+$(B)/tests/test_guest: $(B)/tests/unit/test_guest.o $(B)/guest/cmdline.o \
+		$(COMMON_LIB)
+	@mkdir -p $(dir $@)
+	$(CC) -o $@ $(filter %.o,$^) $(COMMON_LIB) $(LDFLAGS) $(GUEST_LIBS) \
+		-lcmocka

@@ -686,6 +686,33 @@ check_inputs(struct build *b, const struct image_build_opts *o,
 	return 0;
 }
 
+/*
+ * Under the lock no other build of this name runs, so any build
+ * directory left for it was abandoned (interrupted, host crash).
+ */
+static void
+remove_stale(const char *image_dir, const char *name)
+{
+	char *prefix = xasprintf(".%s.build.", name), *p;
+	struct dirent *de;
+	DIR *d;
+
+	if ((d = opendir(image_dir)) == NULL)
+		goto out;
+	while ((de = readdir(d)) != NULL) {
+		if (strncmp(de->d_name, prefix, strlen(prefix)) != 0)
+			continue;
+		p = xasprintf("%s/%s", image_dir, de->d_name);
+		fprintf(stderr, "image %s: removing abandoned build %s\n",
+		    name, p);
+		rm_tree(p);
+		free(p);
+	}
+	closedir(d);
+ out:
+	free(prefix);
+}
+
 int
 image_build(const struct prison_config *cfg,
     const struct image_build_opts *o, char *err, size_t errlen)
@@ -705,6 +732,7 @@ image_build(const struct prison_config *cfg,
 	lockp = xasprintf("%s/.%s.lock", cfg->image_dir, b.name);
 	if ((lock = lock_path(lockp, 1, err, errlen)) == -1)
 		goto out;
+	remove_stale(cfg->image_dir, b.name);
 	manifest = xasprintf("%s/manifest.json", b.dir);
 	if (!o->force && is_file(manifest, 0)) {
 		ret = 1;

@@ -90,6 +90,7 @@ expect_match "option-like package name refused" \
 mkdir -p "$T/images/debian"
 ln "$img"/* "$T/images/debian/"
 sum_before=$(sha256sum "$T/images/debian/manifest.json")
+mkdir -p "$T/images/.debian.build.abandoned/root/etc"
 cat >"$T/force.conf" <<EOC
 [paths]
 state_dir = $T/state
@@ -104,7 +105,7 @@ expect_eq "--force rebuilds (this one fails on a bad mirror)" 1 "$rc"
 expect_match "failed build says which step failed" "mmdebstrap failed" "$out"
 expect_eq "failed rebuild leaves the old image untouched" "$sum_before" \
     "$(sha256sum "$T/images/debian/manifest.json")"
-expect_eq "failed rebuild leaves no temporary directory" "" \
+expect_eq "abandoned and failed builds leave no temporary directory" "" \
     "$(ls -A "$T/images" | grep '^\.debian\.build\.' || true)"
 
 # --- inside the rootfs (read-only debugfs) ----------------------------
