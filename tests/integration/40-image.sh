@@ -88,7 +88,10 @@ expect_match "option-like package name refused" \
 # --force really rebuilds, and a failed rebuild leaves the old image
 # whole: work on hard links of the image in a private image_dir.
 mkdir -p "$T/images/debian"
-ln "$img"/* "$T/images/debian/"
+for f in "$img"/*; do
+	ln "$f" "$T/images/debian/" 2>/dev/null ||
+	    cp --sparse=always "$f" "$T/images/debian/"
+done
 sum_before=$(sha256sum "$T/images/debian/manifest.json")
 mkdir -p "$T/images/.debian.build.abandoned/root/etc"
 cat >"$T/force.conf" <<EOC
@@ -152,7 +155,8 @@ T = sys.argv[1]
 rd = lambda p: open(p).read()
 doc = {"prison": {
     "project": "t", "hostname": "tguest", "dev_user": "dev",
-    "work_dir": "/home/dev/work", "repo": None, "ref": None,
+    "work_dir": "/home/dev/work",
+    "repo": "http://172.31.255.253:8080/repo.git", "ref": "v1",
     "authorized_keys": [rd(T + "/" + k + ".pub").strip() for k in sys.argv[2:]],
     "gateway_key": 'from="172.31.255.253" ' + rd(T + "/otherkey.pub").strip(),
     "ssh_host_key": {"private": rd(T + "/hostkey"),
@@ -208,6 +212,19 @@ class H(http.server.BaseHTTPRequestHandler):
 http.server.ThreadingHTTPServer(("0.0.0.0", 80), H).serve_forever()
 PY
 in_ns vm python3 "$T/mmds.py" "$T/doc.json" "$T/mmds.log" &
+
+# The project's repository, served over git's dumb HTTP protocol from the
+# host side; the guest must clone it and check out tag v1.
+gitq() { git -c user.name=t -c user.email=t@t -c init.defaultBranch=main \
+    -C "$T/src" "$@" >/dev/null; }
+mkdir -p "$T/src" "$T/www"
+gitq init -q .
+echo v1 >"$T/src/hello"; gitq add hello; gitq commit -q -m v1; gitq tag v1
+echo v2 >"$T/src/hello"; gitq commit -q -am v2
+git clone -q --bare "$T/src" "$T/www/repo.git"
+git -C "$T/www/repo.git" update-server-info
+in_ns vm python3 -m http.server -d "$T/www" -b $host_ip 8080 \
+    >/dev/null 2>&1 &
 sleep 1
 expect_eq "metadata double refuses a GET without token" 401 \
     "$(in_ns vm curl -s -o /dev/null -w '%{http_code}' http://$mmds/prison)"
@@ -306,7 +323,12 @@ expect_eq "bootstrap scripts get the project env" "it's a \"test\" \$HOME" \
 blog=$(gssh key1 dev sudo -n cat /var/log/prison-bootstrap.log)
 expect_match "bootstrap log records the failing script" \
     "bootstrap 20-broken: exit 3" "$blog"
-check "work_dir created for the dev user" gssh key1 dev test -O work
+expect_eq "repository cloned into work_dir at the requested ref" v1 \
+    "$(gssh key1 dev cat work/hello)"
+check "the clone belongs to the dev user" gssh key1 dev test -O work/.git
+gssh key1 dev sudo -n /usr/local/sbin/prison-guest bootstrap
+expect_eq "bootstrap scripts run only once" "first broken third" \
+    "$(echo $(gssh key1 dev cat /var/tmp/order))"
 
 # Revoke key2: gone from the guest within 60 seconds.
 check "second member's key works before revocation" gssh key2 dev true
