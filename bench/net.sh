@@ -54,11 +54,11 @@ EOF2
 # comment for why); one prisonctl run is timed too, for the whole command.
 [ -x "$NETBENCH" ] || { echo "bench/net.sh: needs $NETBENCH (make check)"; exit 1; }
 ip netns exec "$NS" "$NETBENCH" "$N" >"$T/out" || exit 1
+left=$(ip -n "$NS" -o link show | grep -c 'tap-p')
 ip netns exec "$NS" "$PRISONCTL" net up p0001 >/dev/null || exit 1
 a=$(date +%s%N)
 ip netns exec "$NS" "$PRISONCTL" net rebuild || exit 1
 b=$(date +%s%N)
-left=$(ip -n "$NS" -o link show | grep -c 'tap-p')
 
 awk -v n="$N" -v pc_rebuild="$(( (b - a) / 1000 ))" -v left="$left" '
 function show(what, w, c) { printf "%-34s %9.2f ms wall %8.2f ms cpu\n", what, w, c }
