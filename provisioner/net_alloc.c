@@ -475,8 +475,8 @@ claim_valid(const struct net_state *st, const char *kind, const char *key,
 }
 
 /*
- * After a crash: drop claims no record accounts for and re-take the ones
- * records need.  st must hold every record (net_state_load).
+ * After a crash: drop claims no record accounts for (and temporaries of
+ * interrupted writes) and re-take the claims records need.  st must hold every record (net_state_load).
  */
 int
 net_claims_tidy(const struct net_state *st, char *err, size_t errlen)
@@ -486,7 +486,7 @@ net_claims_tidy(const struct net_state *st, char *err, size_t errlen)
 	size_t i, k;
 	DIR *d;
 
-	for (k = 1; k < sizeof(subdirs) / sizeof(subdirs[0]); k++) {
+	for (k = 0; k < sizeof(subdirs) / sizeof(subdirs[0]); k++) {
 		path = xasprintf("%s/%s", st->dir, subdirs[k]);
 		if ((d = opendir(path)) == NULL) {
 			seterr(err, errlen, "%s: %s", path, strerror(errno));
@@ -497,7 +497,11 @@ net_claims_tidy(const struct net_state *st, char *err, size_t errlen)
 			if (de->d_name[0] == '.')
 				continue;
 			f = xasprintf("%s/%s", path, de->d_name);
-			if (strchr(de->d_name, '.') != NULL ||
+			/* projects/: only temporaries of a crashed write. */
+			if (k == 0) {
+				if (strchr(de->d_name, '.') != NULL)
+					unlink(f);
+			} else if (strchr(de->d_name, '.') != NULL ||
 			    small_read(f, holder, sizeof(holder)) == -1 ||
 			    !claim_valid(st, subdirs[k], de->d_name, holder))
 				unlink(f);

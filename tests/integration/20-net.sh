@@ -246,6 +246,10 @@ in_ns host ip tuntap add dev tap-ghost mode tap
 in_ns host ip link set tap-ghost alias prison:ghost
 in_ns host nft add element inet prison taps '{ "tap-ghost" }'
 in_ns host nft add element inet prison ports '{ 2999 : 172.31.9.9 . 22 }'
+# Leftovers in the state directory: claims nobody holds, a temporary.
+echo ghost >"$T/state/net/slots/3"
+echo ghost >"$T/state/net/ports/2999"
+echo junk >"$T/state/net/projects/proja.tmp.XXXXXX"
 registry proja:2240:allow projb:2241:deny projc:0:allow projf:0:allow \
     proje:0:allow
 in_ns host "$PRISONCTL" net up proje >/dev/null 2>&1 &
@@ -259,6 +263,9 @@ expect_eq "recorded project regains its element" 1 \
     "$(elems taps | grep -c "\"$TAPC\"")"
 check_fails "stray prison TAP removed" in_ns host ip link show tap-ghost
 expect_eq "stray elements removed" "" "$(table | grep -E 'ghost|2999')"
+expect_eq "orphan claims and temporaries removed from the state" "" \
+    "$(ls "$T/state/net/slots/3" "$T/state/net/ports/2999" \
+    "$T/state/net/projects/proja.tmp.XXXXXX" 2>/dev/null)"
 check_fails "project gone from the registry: TAP removed" \
     in_ns host ip link show "$TAPD"
 check_fails "project gone from the registry: allocation released" \
