@@ -25,7 +25,7 @@
 struct guest_cmdline {
 	char	*ip;		/* 172.31.0.2/30 */
 	char	*gw;
-	char	*mmds;		/* metadata address, 169.254.169.254 */
+	char	*mmds;		/* metadata address */
 	char	*project;
 };
 
@@ -46,7 +46,8 @@ int	net_pick_interface(const char *want, char *out, size_t outlen);
  * backoff for up to timeout seconds (connection errors, 401 -> new
  * token, 5xx).  Returns a new reference.
  */
-json_t	*mmds_fetch(const char *addr, int timeout, char *err, size_t errlen);
+json_t	*mmds_fetch(const char *addr, int timeout, char *err,
+	    size_t errlen);
 
 /* setup.c */
 int	valid_user_name(const char *);
@@ -58,7 +59,8 @@ int	setup_authorized_keys(json_t *doc, const char *user, char *err,
 int	setup_host_key(json_t *doc, char *err, size_t errlen);
 int	setup_hostname(json_t *doc, const char *fallback, char *err,
 	    size_t errlen);
-int	setup_resolver(json_t *doc, const char *gw, char *err, size_t errlen);
+int	setup_resolver(json_t *doc, const char *gw, char *err,
+	    size_t errlen);
 /* doc string member or def. */
 const char *doc_str(json_t *doc, const char *key, const char *def);
 

@@ -50,7 +50,8 @@ run_as(char *const argv[], const struct passwd *pw, int out, json_t *doc,
 			json_object_foreach(json_object_get(doc, "env"), k, v)
 				if (json_is_string(v))
 					setenv(k, json_string_value(v), 1);
-			setenv("PRISON_PROJECT", doc_str(doc, "project", ""), 1);
+			setenv("PRISON_PROJECT", doc_str(doc, "project",
+			    ""), 1);
 			setenv("PRISON_DEV_USER", doc_str(doc, "dev_user",
 			    "dev"), 1);
 		}

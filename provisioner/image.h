@@ -14,16 +14,16 @@ struct prison_config;
 
 #define IMAGE_NAME_MAX	32
 
+/* NULL members take the defaults named in the comments. */
 struct image_build_opts {
-	const char	*name;		/* NULL: cfg->default_image */
-	const char	*release;	/* NULL: bookworm (Debian), 10 (EL) */
-	const char	*packages;	/* extra packages, comma/space list */
-	const char	*builder;	/* NULL/"auto", "mmdebstrap", "dnf" */
-	const char	*mirror;	/* NULL: the distribution's default */
-	const char	*agent;		/* NULL: cfg->libexec_dir/prison-guest */
-	const char	*files_dir;	/* NULL: cfg->libexec_dir/guest-files */
+	const char	*name;		/* cfg->default_image */
+	const char	*release;	/* bookworm (Debian), 10 (EL) */
+	const char	*packages;	/* extra, comma/space list */
+	const char	*builder;	/* auto, mmdebstrap, dnf */
+	const char	*mirror;	/* the distribution's */
+	const char	*agent;		/* libexec_dir/prison-guest */
+	const char	*files_dir;	/* libexec_dir/guest-files */
 	int		 force;		/* rebuild even when present */
-	int		 quiet;		/* builder output to the log only */
 };
 
 /* 1 when name is a valid image name ([a-z0-9][a-z0-9._-]*, <= 32). */

@@ -89,7 +89,7 @@ struct build {
 	char		*agent;
 	char		*files;
 	char		*dir;		/* image_dir/NAME */
-	char		*tmp;		/* image_dir/.NAME.build.XXXXXX */
+	char		*tmp;		/* image_dir/.NAME.build.XXXX */
 	char		*root;		/* tmp/root */
 	char		*log;		/* image_dir/NAME.build.log */
 	char		*kver;
@@ -293,7 +293,7 @@ build_debian(struct build *b, char *err, size_t errlen)
 static int
 build_el(struct build *b, char *err, size_t errlen)
 {
-	char *argv[64], *dracut = NULL, *cust = NULL, *rel = NULL;
+	char *argv[64], *dracut = NULL, *rel = NULL;
 	char *root = NULL, *conf = NULL, *sh = NULL;
 	size_t i;
 	json_t *v;
@@ -340,7 +340,6 @@ build_el(struct build *b, char *err, size_t errlen)
 	free(conf);
 	free(root);
 	free(rel);
-	free(cust);
 	free(sh);
 	return ret;
 }

@@ -7,7 +7,10 @@
 #   FILESDIR  the directory holding this script, units and sshd fragment
 set -eu
 root=$1 agent=$2 files=$3
-[ -d "$root/etc" ] || { echo "customize: $root is not a root tree" >&2; exit 1; }
+if [ ! -d "$root/etc" ]; then
+	echo "customize: $root is not a root tree" >&2
+	exit 1
+fi
 
 # The agent and its units.
 install -D -m 0755 "$agent" "$root/usr/local/sbin/prison-guest"
@@ -15,14 +18,13 @@ for u in prison-guest.service prison-guest-bootstrap.service \
     prison-guest-refresh.service prison-guest-refresh.timer; do
 	install -D -m 0644 "$files/$u" "$root/etc/systemd/system/$u"
 done
-mkdir -p "$root/etc/systemd/system/multi-user.target.wants" \
-    "$root/etc/systemd/system/timers.target.wants"
-ln -sf ../prison-guest.service \
-    "$root/etc/systemd/system/multi-user.target.wants/prison-guest.service"
-ln -sf ../prison-guest-bootstrap.service \
-    "$root/etc/systemd/system/multi-user.target.wants/prison-guest-bootstrap.service"
+sys=$root/etc/systemd/system
+mkdir -p "$sys/multi-user.target.wants" "$sys/timers.target.wants"
+for u in prison-guest.service prison-guest-bootstrap.service; do
+	ln -sf ../$u "$sys/multi-user.target.wants/$u"
+done
 ln -sf ../prison-guest-refresh.timer \
-    "$root/etc/systemd/system/timers.target.wants/prison-guest-refresh.timer"
+    "$sys/timers.target.wants/prison-guest-refresh.timer"
 mkdir -p "$root/etc/prison" "$root/var/lib/prison-guest"
 chmod 0700 "$root/var/lib/prison-guest"
 

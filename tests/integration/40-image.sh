@@ -51,7 +51,8 @@ PY
 }
 check "manifest has release, packages, kernel, files; sha256 and sizes match" \
     manifest_check
-kver=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["kernel_version"])' "$img/manifest.json")
+kver=$(python3 -c 'import json, sys
+print(json.load(open(sys.argv[1]))["kernel_version"])' "$img/manifest.json")
 expect_match "kernel version recorded" '^[0-9]+\.[0-9]+' "$kver"
 if [ -f "$img/vmlinux" ]; then
 	expect_match "vmlinux for Firecracker is an ELF kernel" '^.ELF' \
@@ -124,7 +125,8 @@ expect_match "sshd_config includes the fragment first" \
     "$(dcat /etc/ssh/sshd_config | grep -v '^#' | grep -v '^$' | head -1)"
 expect_match "root is locked" '^root:!' "$(dcat /etc/shadow | grep '^root:')"
 expect_eq "no ssh host keys baked in" "" \
-    "$(debugfs -R 'ls /etc/ssh' "$rootfs" 2>/dev/null | grep -o 'ssh_host_[a-z0-9_.]*' || true)"
+    "$(debugfs -R 'ls /etc/ssh' "$rootfs" 2>/dev/null |
+    grep -o 'ssh_host_[a-z0-9_.]*' || true)"
 expect_match "agent installed, mode 0755" 'Mode: +0755' \
     "$(debugfs -R 'stat /usr/local/sbin/prison-guest' "$rootfs" 2>/dev/null)"
 wants=$(debugfs -R 'ls /etc/systemd/system/multi-user.target.wants' \
@@ -132,7 +134,8 @@ wants=$(debugfs -R 'ls /etc/systemd/system/multi-user.target.wants' \
 expect_match "prison-guest.service enabled" 'prison-guest.service' "$wants"
 expect_match "ssh enabled" 'ssh.service' "$wants"
 expect_match "refresh timer enabled" 'prison-guest-refresh.timer' \
-    "$(debugfs -R 'ls /etc/systemd/system/timers.target.wants' "$rootfs" 2>/dev/null)"
+    "$(debugfs -R 'ls /etc/systemd/system/timers.target.wants' \
+    "$rootfs" 2>/dev/null)"
 expect_match "fstab mounts /dev/vda as /" '^/dev/vda[[:space:]]+/[[:space:]]' \
     "$(dcat /etc/fstab)"
 
@@ -162,9 +165,13 @@ doc = {"prison": {
     "ssh_host_key": {"private": rd(T + "/hostkey"),
                      "public": rd(T + "/hostkey.pub").strip()},
     "bootstrap": [
-        {"name": "10-first", "script": "#!/bin/sh\necho first >>/var/tmp/order\n"},
-        {"name": "20-broken", "script": "#!/bin/sh\necho broken >>/var/tmp/order\nexit 3\n"},
-        {"name": "30-third", "script": "echo third >>/var/tmp/order\nprintf '%s' \"$GREETING\" >/var/tmp/greeting\n"}],
+        {"name": "10-first",
+         "script": "#!/bin/sh\necho first >>/var/tmp/order\n"},
+        {"name": "20-broken",
+         "script": "#!/bin/sh\necho broken >>/var/tmp/order\nexit 3\n"},
+        {"name": "30-third",
+         "script": "echo third >>/var/tmp/order\n"
+                   "printf '%s' \"$GREETING\" >/var/tmp/greeting\n"}],
     "env": {"GREETING": "it's a \"test\" $HOME"}}}
 tmp = T + "/doc.json.tmp"
 json.dump(doc, open(tmp, "w"))
@@ -304,7 +311,8 @@ expect_match "project.env: PRISON_WORK_DIR" \
     "PRISON_WORK_DIR='/home/dev/work'" "$env_file"
 expect_eq "project.env is valid sh and keeps quotes" \
     "it's a \"test\" \$HOME" \
-    "$(gssh key1 dev 'set -a; . /etc/prison/project.env; printf %s "$GREETING"')"
+    "$(gssh key1 dev 'set -a; . /etc/prison/project.env;
+    printf %s "$GREETING"')"
 keys=$(gssh key1 dev cat .ssh/authorized_keys)
 expect_match "authorized_keys has the gateway key with from=" \
     "^from=\"$host_ip\" ssh-ed25519 .* other$" "$(echo "$keys" | grep from=)"
