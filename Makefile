@@ -67,8 +67,8 @@ DEB_BUILD := build-essential pkg-config clang libssh-dev libnl-3-dev \
 	libjansson-dev libmicrohttpd-dev libinih-dev libcmocka-dev libpam0g-dev \
 	libsystemd-dev libseccomp-dev libnetfilter-conntrack-dev
 DEB_RUN := openssh-client openssh-server qemu-system-x86 qemu-utils \
-	mmdebstrap e2fsprogs xz-utils iproute2 nftables conntrack ca-certificates \
-	libpam-modules
+	mmdebstrap e2fsprogs xz-utils iproute2 nftables conntrack \
+	ca-certificates libpam-modules
 DEB_TEST := putty-tools dropbear-bin ssh-audit libpam-wrapper pamtester \
 	oathtool libpam-oath \
 	socat netcat-openbsd curl python3 python3-yaml procps psmisc strace git
