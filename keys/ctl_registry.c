@@ -284,7 +284,8 @@ static int
 read_input(const char *path, char **data, size_t *len)
 {
 	char err[512];
-	size_t cap = 0, n;
+	size_t cap = 0;
+	int failed = 0;
 
 	*data = NULL;
 	*len = 0;
@@ -294,15 +295,25 @@ read_input(const char *path, char **data, size_t *len)
 			return ctl_fail("%s", err);
 		return 0;
 	}
+	/* read(2), not stdio: no copy of a pasted secret in FILE buffers. */
 	cap = KEYPARSE_MAX_INPUT + 1;
 	*data = xmalloc(cap + 1);
-	while ((n = fread(*data + *len, 1, cap - *len, stdin)) > 0)
-		*len += n;
-	if (ferror(stdin) || *len == cap) {
+	while (*len < cap) {
+		ssize_t n = read(STDIN_FILENO, *data + *len, cap - *len);
+
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			failed = n == -1;
+			break;
+		}
+		*len += (size_t)n;
+	}
+	if (failed || *len == cap) {
 		freezero(*data, cap + 1);
 		*data = NULL;
-		return ctl_fail("standard input: %s", *len == cap ?
-		    "more than 1 MiB" : "read error");
+		return ctl_fail("standard input: %s", failed ?
+		    strerror(errno) : "more than 1 MiB");
 	}
 	(*data)[*len] = '\0';
 	return 0;
