@@ -1,7 +1,10 @@
 # Unit tests: tests/unit/test_*.c, one cmocka binary each.
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_TESTS += $(UNIT_SRC:tests/unit/%.c=$(B)/tests/%)
-$(B)/tests/test_%: $(B)/tests/unit/test_%.o $(COMPONENT_LIBS)
+# Prerequisites are expanded when read, before the top Makefile sets
+# COMPONENT_LIBS, so name the libraries here or tests link stale ones.
+TEST_LIB_DEPS := $(PROV_LIB) $(GW_LIB) $(KEYS_LIB) $(COMMON_LIB)
+$(B)/tests/test_%: $(B)/tests/unit/test_%.o $(TEST_LIB_DEPS)
 	@mkdir -p $(dir $@)
 	$(CC) -o $@ $< -Wl,--start-group $(COMPONENT_LIBS) -Wl,--end-group \
 		$(LDFLAGS) $(ALL_LIBS) -lcmocka
@@ -21,7 +24,7 @@ $(B)/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(filter-out %/prisonctl.c,\
 HELPER_SRC := $(wildcard tests/helpers/*.c)
 HELPERS := $(HELPER_SRC:tests/helpers/%.c=$(B)/helpers/%)
 UNIT_TESTS += $(HELPERS)
-$(B)/helpers/%: $(B)/tests/helpers/%.o $(COMPONENT_LIBS)
+$(B)/helpers/%: $(B)/tests/helpers/%.o $(TEST_LIB_DEPS)
 	@mkdir -p $(dir $@)
 	$(CC) -o $@ $< -Wl,--start-group $(COMPONENT_LIBS) -Wl,--end-group \
 		$(LDFLAGS) $(ALL_LIBS)
