@@ -75,7 +75,8 @@ for p in direct jump gateway; do
 done
 
 # Memory: PSS of the gateway's session children while 10 sessions idle.
-for i in $(seq 10); do via_gateway 'sleep 20' & done
+bg=()
+for i in $(seq 10); do via_gateway 'sleep 20' & bg+=($!); done
 sleep 4
 pss=0 n=0
 for c in $(pgrep -P "$GWPID"); do
@@ -85,7 +86,7 @@ for c in $(pgrep -P "$GWPID"); do
 done
 rss=$(for c in $(pgrep -P "$GWPID"); do
 	awk '/VmRSS/ {print $2}' "/proc/$c/status"; done | sort -n | tail -1)
-wait
+wait "${bg[@]}"
 
 echo
 echo "gateway/direct   download $(ratio "${down[gateway]}" "${down[direct]}")" \

@@ -237,6 +237,24 @@ connect_project(struct gw_conn *c, const struct reg_project *proj)
 	return ret;
 }
 
+/* Everything proven: reach the project, then let the client in. */
+static int
+finish(struct gw_conn *c, const struct reg_project *proj, const char *method)
+{
+	/* The login grace timer no longer applies. */
+	alarm(0);
+	if (connect_project(c, proj) == -1) {
+		gw_auth_log(c, "reject", method, c->project, "upstream");
+		show(c, c->refusal);
+		c->closing = 1;
+		return -1;
+	}
+	gw_auth_log(c, "accept", method, c->project, "ok");
+	c->authenticated = 1;
+	tell_listener(c, GW_EV_AUTHENTICATED);
+	return 0;
+}
+
 static int
 auth_pubkey(ssh_session session, const char *user, struct ssh_key_struct
     *pubkey, char state, void *ud)
@@ -306,18 +324,16 @@ auth_pubkey(ssh_session session, const char *user, struct ssh_key_struct
 		fail(c, "publickey", user, why);
 		goto out;
 	}
-	/* The key is proven: the login grace timer no longer applies. */
-	alarm(0);
-	if (connect_project(c, proj) == -1) {
-		gw_auth_log(c, "reject", "publickey", user, "upstream");
-		show(c, c->refusal);
-		c->closing = 1;
+	if (c->cfg->second_factor) {
+		/* The key is half: PAM's questions must follow. */
+		c->key_ok = 1;
+		gw_auth_log(c, "partial", "publickey", user, "second-factor");
+		ssh_set_auth_methods(session, SSH_AUTH_METHOD_INTERACTIVE);
+		ret = SSH_AUTH_PARTIAL;
 		goto out;
 	}
-	gw_auth_log(c, "accept", "publickey", user, "ok");
-	c->authenticated = 1;
-	tell_listener(c, GW_EV_AUTHENTICATED);
-	ret = SSH_AUTH_SUCCESS;
+	ret = finish(c, proj, "publickey") == 0 ? SSH_AUTH_SUCCESS :
+	    SSH_AUTH_DENIED;
  out:
 	ssh_string_free_char(b64);
 	registry_free(reg);
@@ -335,6 +351,51 @@ auth_password(ssh_session session, const char *user, const char *password,
 		c->closing = 1;
 	fail(c, "password", user, "password-disabled");
 	return SSH_AUTH_DENIED;
+}
+
+/* keyboard-interactive, only as the second factor after a key. */
+int
+gw_auth_message(ssh_session session, ssh_message msg, void *ud)
+{
+	struct gw_conn *c = ud;
+	struct registry *reg = NULL;
+	struct reg_project *proj = NULL;
+	char err[512];
+	int r;
+
+	if (ssh_message_type(msg) != SSH_REQUEST_AUTH ||
+	    ssh_message_subtype(msg) != SSH_AUTH_METHOD_INTERACTIVE)
+		return 1;
+	if (!c->key_ok || !c->cfg->second_factor) {
+		if (!ssh_message_auth_kbdint_is_response(msg))
+			fail(c, "keyboard-interactive",
+			    ssh_message_auth_user(msg), "key-first");
+		return 1;
+	}
+	if ((r = gw_kbdint(c, msg)) == 2)
+		return 0;
+	if (r == 1) {
+		if (registry_load(c->cfg->registry, &reg, err,
+		    sizeof(err)) == -1 ||
+		    (proj = registry_project(reg, c->project)) == NULL ||
+		    !registry_may_access(reg, c->project, c->developer)) {
+			fail(c, "keyboard-interactive", c->project,
+			    "registry-changed");
+			r = 0;
+		} else if (finish(c, proj, "keyboard-interactive") == 0) {
+			ssh_message_auth_reply_success(msg, 0);
+			registry_free(reg);
+			return 0;
+		} else
+			r = 0;
+		registry_free(reg);
+	} else {
+		fail(c, "keyboard-interactive", c->project, "pam-auth");
+	}
+	if (++c->tries >= c->cfg->max_auth_tries)
+		c->closing = 1;
+	ssh_message_reply_default(msg);
+	return 0;
 }
 
 void

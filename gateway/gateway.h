@@ -8,6 +8,7 @@
 #define PRISON_GATEWAY_H
 
 #include <stddef.h>
+#include <sys/types.h>
 
 #include <libssh/callbacks.h>
 #include <libssh/libssh.h>
@@ -58,6 +59,9 @@ struct gw_conn {
 	int		 authenticated;
 	int		 tries;
 	int		 closing;	/* refuse and disconnect */
+	int		 key_ok;	/* key accepted, second factor due */
+	int		 ki_fd;		/* PAM helper for keyboard-interactive */
+	pid_t		 ki_pid;
 	char		 project[64];
 	char		 developer[64];
 	char		 fp[128];
@@ -74,8 +78,13 @@ void	gw_session(const struct prison_config *cfg, ssh_bind bind, int fd,
 /* auth.c */
 void	gw_auth_install(struct gw_conn *c,
 	    struct ssh_server_callbacks_struct *cb);
+int	gw_auth_message(ssh_session s, ssh_message msg, void *ud);
 void	gw_auth_log(struct gw_conn *c, const char *verdict,
 	    const char *method, const char *user, const char *reason);
+
+/* kbdint.c: 1 authenticated, 0 refused, 2 prompts sent. */
+int	gw_kbdint(struct gw_conn *c, ssh_message msg);
+void	gw_kbdint_stop(struct gw_conn *c);
 
 /* upstream.c: connect and log in; fills c->up or c->refusal. */
 int	gw_upstream_open(struct gw_conn *c, const char *host, int port,

@@ -418,10 +418,8 @@ main(int argc, char **argv)
 		log_set_level(LOG_LVL_DEBUG);
 	if (config_load(cfgfile, &cfg, err, sizeof(err)) == -1)
 		fatal("%s", err);
-	if (cfg.second_factor)
-		fatal("second_factor = yes is not supported by this version "
-		    "of prison-gateway (docs/gateway.md); refusing to start "
-		    "without it");
+	if (cfg.second_factor && *cfg.pam_service == '\0')
+		fatal("second_factor = yes needs a pam_service");
 	if (listen_spec == NULL)
 		listen_spec = cfg.listen;
 	if (ssh_init() != SSH_OK)

@@ -86,6 +86,7 @@ gw_session(const struct prison_config *cfg, ssh_bind bind, int fd,
 	c.client_key = client_key;
 	c.evfd = evfd;
 	c.prov_fd = -1;
+	c.ki_fd = -1;
 	peer_name(fd, &c);
 	gw_tcp_tune(fd, cfg->keepalive_interval);
 
@@ -102,6 +103,7 @@ gw_session(const struct prison_config *cfg, ssh_bind bind, int fd,
 	}
 	gw_auth_install(&c, &cb);
 	ssh_set_server_callbacks(c.srv, &cb);
+	ssh_set_message_callback(c.srv, gw_auth_message, &c);
 	if (ssh_handle_key_exchange(c.srv) != SSH_OK) {
 		log_info("session: addr=%s port=%d key exchange failed: %s",
 		    c.addr, c.port, ssh_get_error(c.srv));
@@ -124,6 +126,7 @@ gw_session(const struct prison_config *cfg, ssh_bind bind, int fd,
 	ev = NULL;
 	alarm(0);
 	grace_conn = NULL;
+	gw_kbdint_stop(&c);
 	if (!c.authenticated) {
 		if (c.closing)
 			ssh_disconnect(c.srv);

@@ -91,7 +91,7 @@ expect_eq "non-member: exit 255" 255 $?
 
 # --- log grammar ----------------------------------------------------
 sleep 0.5
-re='auth: verdict=(accept|reject|timeout|block|drop) method=[a-z-]+ project=[^ ]+ developer=[^ ]+ addr=[0-9a-f.:?]+ port=[0-9]+ key=[^ ]+ fp=[^ ]+ reason=[^ ]+$'
+re='auth: verdict=(accept|partial|reject|timeout|block|drop) method=[a-z-]+ project=[^ ]+ developer=[^ ]+ addr=[0-9a-f.:?]+ port=[0-9]+ key=[^ ]+ fp=[^ ]+ reason=[^ ]+$'
 bad=$(grep 'auth: ' "$T/gw.log" | grep -Ev "$re" | head -3)
 expect_eq "log: every auth line follows the grammar" "" "$bad"
 expect_match "log: accept line names developer, key and fingerprint" \
