@@ -182,6 +182,20 @@ in_ns g1 ip addr add "$GB/32" dev eth0
 expect_eq "another guest's address as source is dropped" "" \
     "$(talk g1 10.90.2.2 8080 "$GB")"
 
+# --- DNS to the host address, only with allow_dns ------------------------
+listen host "$HA" 53 host-dns
+sleep 0.3
+expect_eq "allow_dns = no: guest cannot reach host_ip:53" "" \
+    "$(talk g1 "$HA" 53)"
+conf_set network allow_dns yes
+check "net rebuild with allow_dns" pc net rebuild
+expect_eq "allow_dns = yes: guest reaches its host_ip:53" host-dns \
+    "$(talk g1 "$HA" 53)"
+expect_eq "allow_dns = yes: not another TAP's address" "" \
+    "$(talk g1 "$HB" 53)"
+expect_eq "allow_dns = yes: other ports still closed" "" \
+    "$(talk g1 "$HA" 7000)"
+
 # --- egress deny ----------------------------------------------------------
 registry proja:2240:allow projb:2241:deny projc:0:allow projd:0:allow \
     projf:0:allow
