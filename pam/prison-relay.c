@@ -224,8 +224,14 @@ ensure_vm(const struct prison_config *cfg, const char *project,
 		goto out;
 	req = json_pack("{s:s, s:s, s:b}", "op", "ensure", "project", project,
 	    "hold", 1);
-	if (req == NULL || proto_send(fd, req, err, errlen) == -1)
+	if (req == NULL || proto_send(fd, req, err, errlen) == -1) {
+		/* A refused peer is told why before its request is read. */
+		if (proto_recv(fd, &msg, 1000, NULL, 0) == 0 &&
+		    (s = json_string_value(json_object_get(msg, "error"))) !=
+		    NULL)
+			seterr(err, errlen, "the provisioner refused: %s", s);
 		goto out;
+	}
 	for (;;) {
 		r = proto_recv(fd, &msg, (cfg->boot_timeout + 60) * 1000,
 		    err, errlen);
@@ -245,8 +251,12 @@ ensure_vm(const struct prison_config *cfg, const char *project,
 	if (!json_is_true(json_object_get(msg, "ok"))) {
 		s = json_string_value(json_object_get(msg, "error"));
 		addr = json_string_value(json_object_get(msg, "stage"));
-		seterr(err, errlen, "the VM could not be started (stage %s): "
-		    "%s", addr != NULL ? addr : "?", s != NULL ? s : "?");
+		if (addr == NULL)
+			seterr(err, errlen, "the provisioner refused: %s",
+			    s != NULL ? s : "no reason given");
+		else
+			seterr(err, errlen, "the VM could not be started "
+			    "(stage %s): %s", addr, s != NULL ? s : "?");
 		goto out;
 	}
 	addr = json_string_value(json_object_get(msg, "address"));
