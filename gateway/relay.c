@@ -699,6 +699,15 @@ gw_relay(struct gw_conn *c)
 		}
 	}
 	ret = 0;
+	/* Whatever the client is still owed (exit status, close). */
+	if (ssh_is_connected(r->s[DOWN])) {
+		for (p = r->pairs; p != NULL; p = p->next)
+			if (!p->sent_close[DOWN]) {
+				ssh_channel_close(p->ch[DOWN]);
+				p->sent_close[DOWN] = 1;
+			}
+		gw_flush(r->s[DOWN], r->ev[DOWN], 2000);
+	}
  out:
 	log_info("session: project=%s developer=%s addr=%s end=%s",
 	    c->project, c->developer, c->addr,

@@ -72,6 +72,25 @@ peer_name(int fd, struct gw_conn *c)
 	}
 }
 
+/*
+ * libssh writes to the socket at once only when the last write went out
+ * whole; anything after waits for the event loop.  Turn it until the
+ * output is gone (or ms pass) before closing, so a last message such as
+ * a refusal banner or an exit status is not lost.
+ */
+void
+gw_flush(ssh_session s, ssh_event ev, int ms)
+{
+	int waited = 0;
+
+	while (waited < ms && ssh_is_connected(s) &&
+	    (ssh_get_status(s) & SSH_WRITE_PENDING)) {
+		if (ssh_event_dopoll(ev, 50) == SSH_ERROR)
+			break;
+		waited += 50;
+	}
+}
+
 void
 gw_session(const struct prison_config *cfg, ssh_bind bind, int fd,
     ssh_key client_key, int evfd)
@@ -121,6 +140,8 @@ gw_session(const struct prison_config *cfg, ssh_bind bind, int fd,
 		if (!ssh_is_connected(c.srv))
 			break;
 	}
+	if (c.closing)
+		gw_flush(c.srv, ev, 2000);
 	ssh_event_remove_session(ev, c.srv);
 	ssh_event_free(ev);
 	ev = NULL;
