@@ -476,7 +476,8 @@ claim_valid(const struct net_state *st, const char *kind, const char *key,
 
 /*
  * After a crash: drop claims no record accounts for (and temporaries of
- * interrupted writes) and re-take the claims records need.  st must hold every record (net_state_load).
+ * interrupted writes) and re-take the claims records need.  st must hold
+ * every record (net_state_load).
  */
 int
 net_claims_tidy(const struct net_state *st, char *err, size_t errlen)

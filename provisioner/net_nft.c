@@ -15,6 +15,7 @@
  *   egress     TAPs whose guest may leave through the LAN (masqueraded)
  *   ports      host port -> guest address . 22 (direct SSH DNAT)
  */
+#include <arpa/inet.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -69,9 +70,14 @@ static int
 check_names(const struct prison_config *cfg, const char *lan, char *err,
     size_t errlen)
 {
+	struct in_addr a;
+
 	if (!valid_word(cfg->nft_table, ""))
 		return seterr(err, errlen, "nft_table \"%s\": use letters, "
 		    "digits and _ (at most 31)", cfg->nft_table);
+	if (inet_pton(AF_INET, cfg->metadata_address, &a) != 1)
+		return seterr(err, errlen, "metadata_address \"%s\": not an "
+		    "IPv4 address", cfg->metadata_address);
 	if (lan != NULL && !valid_word(lan, "-.@:"))
 		return seterr(err, errlen, "lan_interface \"%s\": not an "
 		    "interface name", lan);
