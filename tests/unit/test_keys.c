@@ -107,6 +107,17 @@ static const char CERT_LINE[] =
     "mp46sEpOIVtkSZ6KPpLiNRaFyS719ycM2wNDNnuJDoUHv2MCoqgsqzCiYH4d"
     "2ViXnwkErvesO";
 
+/* nistp256 type word around a nistp384 curve, then around its point */
+static const char ECDSA_CURVE_MISMATCH[] =
+    "AAAAE2VjZHNhLXNoYTItbmlzdHAyNTYAAAAIbmlzdHAzODQAAABhBJ53LbMq"
+    "sitIbFjWjwjUwLFKP9qfzomV5EhxT9AV1rBDdf1TI3ykpKz153P3Gqr7jhO/"
+    "ge5WULCI8V59OEQlKK3dvCSm87rXfiyinnW2vnqQt9v2GO7uY7wUZcQJTaog"
+    "TQ==";
+static const char ECDSA_POINT_MISMATCH[] =
+    "AAAAE2VjZHNhLXNoYTItbmlzdHAyNTYAAAAIbmlzdHAyNTYAAABhBJ53LbMq"
+    "sitIbFjWjwjUwLFKP9qfzomV5EhxT9AV1rBDdf1TI3ykpKz153P3Gqr7jhO/"
+    "ge5WULCI8V59OEQlKK3dvCSm87rXfiyinnW2vnqQt9v2GO7uY7wUZcQJTaog"
+    "TQ==";
 static const char ED25519_TRUNCATED[] =
     "AAAAC3NzaC1lZDI1NTE5AAAAIBUtkpLdqtirOVgOgbQOvOQ2b6XovPCN3f7H"
     "8w==";
@@ -322,6 +333,12 @@ test_refusals(void **state)
 	free(t);
 	t = mk("%s %s", ED25519_TYPE, "AAAA");
 	refused_s(t, "truncated");
+	free(t);
+	t = mk("%s %s", ECDSA256_TYPE, ECDSA_CURVE_MISMATCH);
+	refused_s(t, "damaged");
+	free(t);
+	t = mk("%s %s", ECDSA256_TYPE, ECDSA_POINT_MISMATCH);
+	refused_s(t, "damaged");
 	free(t);
 	t = mk("%s %s", RSA1024_TYPE, RSA1024_BLOB);
 	refused_s(t, "RSA key of 1024 bits refused");
