@@ -26,6 +26,15 @@ done
 ln -sf ../prison-guest-refresh.timer \
     "$sys/timers.target.wants/prison-guest-refresh.timer"
 mkdir -p "$root/etc/prison" "$root/var/lib/prison-guest"
+# Login shells get the project's settings (written by the agent).
+mkdir -p "$root/etc/profile.d"
+cat >"$root/etc/profile.d/prison.sh" <<'EOP'
+if [ -r /etc/prison/project.env ]; then
+	set -a
+	. /etc/prison/project.env
+	set +a
+fi
+EOP
 chmod 0700 "$root/var/lib/prison-guest"
 
 # sshd: key-only, no root, and no host keys baked in: each project's key

@@ -313,6 +313,8 @@ expect_eq "project.env is valid sh and keeps quotes" \
     "it's a \"test\" \$HOME" \
     "$(gssh key1 dev 'set -a; . /etc/prison/project.env;
     printf %s "$GREETING"')"
+expect_eq "login shells get the project env" "t" \
+    "$(gssh key1 dev bash -lc "'echo \$PRISON_PROJECT'")"
 keys=$(gssh key1 dev cat .ssh/authorized_keys)
 expect_match "authorized_keys has the gateway key with from=" \
     "^from=\"$host_ip\" ssh-ed25519 .* other$" "$(echo "$keys" | grep from=)"
