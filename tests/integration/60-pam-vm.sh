@@ -44,11 +44,13 @@ in_ns host ip addr add 192.0.2.1/24 dev lan0
 in_ns host ip link set lan0 up
 in_ns host ip route add default via 192.0.2.254 dev lan0
 
+# The project doubles as a host account below: a name of this test's.
+proj=pm$$
 ssh-keygen -q -t ed25519 -N '' -C alice@test -f "$T/alice"
 $PRISONCTL user add alice >/dev/null
 $PRISONCTL user key add alice "$(cat "$T/alice.pub")" >/dev/null
-$PRISONCTL project add proja >/dev/null 2>&1
-$PRISONCTL project grant proja alice >/dev/null 2>&1
+$PRISONCTL project add "$proj" >/dev/null 2>&1
+$PRISONCTL project grant "$proj" alice >/dev/null 2>&1
 $PRISONCTL project add projx --image noimage >/dev/null 2>&1
 $PRISONCTL project grant projx alice >/dev/null 2>&1
 $PRISONCTL gateway-key >/dev/null 2>&1
@@ -72,12 +74,12 @@ pt() {	# USER OPS...: pamtester under pam_wrapper, output in $T/out
 
 start=$(date +%s)
 check "session opened once the VM was ready, then closed" \
-    pt proja open_session close_session
+    pt "$proj" open_session close_session
 echo "# ensure took $(( $(date +%s) - start ))s"
 expect_match "the module saw the provisioner's answer" \
-    "session project=proja: VM ready" "$(cat "$T/out")"
+    "session project=$proj: VM ready" "$(cat "$T/out")"
 got=$($PRISONCTL vm list 2>&1)
-expect_match "the VM runs" "proja" "$got"
+expect_match "the VM runs" "$proj" "$got"
 
 check_fails "a VM that cannot start fails the session" pt projx open_session
 expect_match "the provisioner's stage is logged" \
@@ -91,12 +93,9 @@ expect_match "the provisioner's stage is logged" \
 mkdir -m 0755 "$T/bin" "$T/door"
 install -m 2755 -g "$grp" "$BUILD/prison-relay" "$T/bin/prison-relay"
 useradd --system --no-create-home --home-dir "$T" -G "$pgrp" \
-    --shell "$T/bin/prison-relay" proja 2>/dev/null || {
-	skip "host door into the guest" "a host account proja exists"
-	exit 0
-}
-on_exit "userdel proja"
-usermod -p '*' proja
+    --shell "$T/bin/prison-relay" "$proj" || exit 1
+on_exit "userdel '$proj'"
+usermod -p '*' "$proj"
 chgrp "$grp" "$T/etc" "$T/etc/gateway_client_ed25519_key"
 chmod 0750 "$T/etc"
 chmod 0640 "$T/etc/gateway_client_ed25519_key"
@@ -133,7 +132,7 @@ door() {	# [SSH OPTIONS] COMMAND, as alice
 	in_ns host timeout 300 ssh -F /dev/null -i "$T/alice" \
 	    -o IdentitiesOnly=yes -o BatchMode=yes \
 	    -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null \
-	    -o LogLevel=ERROR -p 2200 "${@:1:$#-1}" proja@127.0.0.1 \
+	    -o LogLevel=ERROR -p 2200 "${@:1:$#-1}" "$proj@127.0.0.1" \
 	    "${@: -1}" </dev/null
 }
 got=$(door 'echo "in $(hostname) as $(id -un)"' 2>&1)
@@ -144,7 +143,7 @@ if printf '%s' "$got" | grep -q "not allowed for uid"; then
 	    "the provisioner does not accept the relay's group yet: $got"
 else
 	expect_eq "host door: a command runs in the guest as its dev user" \
-	    "in proja as dev" "$got"
+	    "in $proj as dev" "$got"
 	door 'exit 3' >/dev/null 2>&1
 	expect_eq "host door: the guest's exit status comes back" 3 $?
 	got=$(door -tt tty 2>/dev/null | tr -d '\r')
