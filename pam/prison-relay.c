@@ -468,7 +468,7 @@ main(int argc, char **argv)
 	struct target t = { NULL, NULL, NULL, NULL, NULL, -1 };
 	struct passwd *pw;
 	const char *cfgpath, *cmd;
-	char err[512], self[PATH_MAX], *key = NULL;
+	char err[512], self[PATH_MAX], shell[PATH_MAX], *key = NULL;
 	size_t keylen = 0;
 	int setid, cfg_loaded = 0, keyfd = -1, pinfd = -1, subsystem;
 	int ret = RELAY_EXIT;
@@ -489,7 +489,8 @@ main(int argc, char **argv)
 		goto out;
 	}
 	self[n] = '\0';
-	if (strcmp(pw->pw_shell, self) != 0) {
+	if (realpath(pw->pw_shell, shell) == NULL ||
+	    strcmp(shell, self) != 0) {
 		say("account %s: its login shell must be %s", pw->pw_name,
 		    self);
 		goto out;

@@ -257,6 +257,27 @@ expect_match "a guest without the pinned host key is refused" \
     "Host key verification failed" "$got"
 expect_eq "and the developer gets ssh's failure status" 255 $rc
 
+# Run by hand, the set-gid relay believes only a root-owned config and
+# sshd's record of the developer.
+relay_as() {	# ACCOUNT ENV...: the relay as that account
+	local u=$1; shift
+	su -s /bin/sh "$u" -c "env $* $T/bin/prison-relay" </dev/null 2>&1
+}
+cp "$T/prison.conf" "$T/mine.conf"
+chown "$proj" "$T/mine.conf"
+expect_match "relay refuses a configuration its caller could write" \
+    "refusing configuration: .*mine.conf: must be owned by root" \
+    "$(relay_as "$proj" PRISON_CONFIG=$T/mine.conf)"
+expect_match "relay refuses without sshd's record of the developer" \
+    "SSH_USER_AUTH is not set" \
+    "$(relay_as "$proj" PRISON_CONFIG=$T/prison.conf)"
+printf 'publickey %s\n' "$(cut -d' ' -f1,2 "$T/bob.pub")" >"$T/bobauth"
+chmod 0644 "$T/bobauth"
+expect_match "relay refuses a developer who is not a member" \
+    "developer bob may not use project $proj" \
+    "$(relay_as "$proj" PRISON_CONFIG=$T/prison.conf \
+    SSH_USER_AUTH=$T/bobauth)"
+
 # Accounts outside the project group are untouched by the examples:
 # their own authorized_keys, their own shell, no pam_prison.
 mkdir -p "$T/devhome/.ssh"
@@ -266,7 +287,6 @@ got=$(door alice "$dev" 'echo "plain $(id -un)"' </dev/null 2>&1)
 expect_eq "an ordinary account logs in as before" "plain $dev" "$got"
 
 # The relay is for project accounts only.
-got=$(su -s /bin/sh "$dev" \
-    -c "PRISON_CONFIG=$T/prison.conf $T/bin/prison-relay" 2>&1)
+got=$(relay_as "$dev" PRISON_CONFIG=$T/prison.conf)
 expect_match "relay refuses an account whose shell is not the relay" \
     "login shell must be" "$got"
