@@ -48,7 +48,7 @@ struct pair {
 	uint32_t	 carrylen[2][2];
 	int		 got_eof[2], sent_eof[2];
 	int		 got_close[2], sent_close[2];
-	int		 have_status, status;
+	int		 have_status, status, status_sent;
 	char		*sig, *sigmsg, *siglang;
 	int		 sigcore, have_sig;
 	struct pair	*next;
@@ -159,7 +159,13 @@ drained(struct pair *p, int from)
 	    p->carrylen[from][0] == 0 && p->carrylen[from][1] == 0;
 }
 
-/* Pass EOF and CLOSE on once the data before them has gone through. */
+/*
+ * Pass the exit status, EOF and CLOSE on once the data before them has
+ * gone through.  The client's side is closed only after the project's
+ * side has closed too: a client may close first (PuTTY does once both
+ * sides sent EOF) and still expects the exit status the server sends in
+ * reply, as a direct sshd would deliver it.
+ */
 static void
 settle(struct pair *p)
 {
@@ -169,6 +175,18 @@ settle(struct pair *p)
 		to = other(from);
 		if (!drained(p, from))
 			continue;
+		if (from == UP && (p->have_status || p->have_sig) &&
+		    !p->status_sent && !p->sent_close[DOWN]) {
+			if (p->have_status)
+				ssh_channel_request_send_exit_status(
+				    p->ch[DOWN], p->status);
+			else
+				ssh_channel_request_send_exit_signal(
+				    p->ch[DOWN], p->sig, p->sigcore,
+				    p->sigmsg ? p->sigmsg : "",
+				    p->siglang ? p->siglang : "");
+			p->status_sent = 1;
+		}
 		if (p->got_eof[from] && !p->sent_eof[to] &&
 		    !p->sent_close[to] && !p->got_close[to]) {
 			ssh_channel_send_eof(p->ch[to]);
@@ -176,23 +194,11 @@ settle(struct pair *p)
 		}
 		if (!p->got_close[from])
 			continue;
-		/* The exit status must reach the client before CLOSE. */
-		if (from == UP && !p->sent_close[DOWN] &&
-		    !p->got_close[DOWN]) {
-			if (p->have_status)
-				ssh_channel_request_send_exit_status(
-				    p->ch[DOWN], p->status);
-			else if (p->have_sig)
-				ssh_channel_request_send_exit_signal(
-				    p->ch[DOWN], p->sig, p->sigcore,
-				    p->sigmsg ? p->sigmsg : "",
-				    p->siglang ? p->siglang : "");
-		}
-		if (!p->sent_close[to]) {
+		if (!p->sent_close[to] && (to == UP || p->got_close[UP])) {
 			ssh_channel_close(p->ch[to]);
 			p->sent_close[to] = 1;
 		}
-		if (!p->sent_close[from]) {
+		if (!p->sent_close[from] && (from == UP || p->got_close[UP])) {
 			ssh_channel_close(p->ch[from]);
 			p->sent_close[from] = 1;
 		}
@@ -240,6 +246,7 @@ cb_exit_status(ssh_session session, ssh_channel ch, int status, void *ud)
 
 	p->have_status = 1;
 	p->status = status;
+	settle(p);
 }
 
 static void
@@ -256,6 +263,7 @@ cb_exit_signal(ssh_session session, ssh_channel ch, const char *sig,
 	p->siglang = lang ? xstrdup(lang) : NULL;
 	p->sigcore = core;
 	p->have_sig = 1;
+	settle(p);
 }
 
 /*

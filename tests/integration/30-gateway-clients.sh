@@ -47,6 +47,14 @@ if command -v plink >/dev/null && command -v puttygen >/dev/null; then
 	    </dev/null); rc=$?
 	expect_eq "plink: output" via-plink "$out"
 	expect_eq "plink: exit status" 5 "$rc"
+	# PuTTY closes once both sides sent EOF, often before the server's
+	# exit status: the status must still arrive, every time.
+	bad=0
+	for i in $(seq 15); do
+		timeout 60 plink "${PL[@]}" 127.0.0.1 'exit 3' </dev/null
+		[ $? -eq 3 ] || bad=$((bad + 1))
+	done
+	expect_eq "plink: exit status arrives in 15 of 15 runs" 0 "$bad"
 	out=$(echo piped | timeout 60 plink "${PL[@]}" 127.0.0.1 cat)
 	expect_eq "plink: stdin" piped "$out"
 	timeout 60 pscp -batch -P "$GPORT" -i "$T/alice.ppk" -hostkey "$hk" \
