@@ -7,12 +7,14 @@
  * connection: root anything, the gateway's user ensure and status,
  * everyone else nothing.
  */
+#include <sys/file.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/types.h>
 #include <sys/un.h>
 
 #include <errno.h>
+#include <fcntl.h>
 #include <grp.h>
 #include <libgen.h>
 #include <poll.h>
@@ -211,6 +213,34 @@ conn_main(void *arg)
 	return NULL;
 }
 
+/*
+ * One provisioner at a time: two would fight over TAPs, VMs and the
+ * metadata listeners.  The lock dies with the process, so a restart after
+ * kill -9 is never blocked.
+ */
+static int
+lock_instance(char *err, size_t errlen)
+{
+	char *path = xasprintf("%s/provisioner.lock", cfg.run_dir);
+	int fd = -1;
+
+	if (mkdir_p(cfg.run_dir, 0755, err, errlen) == -1)
+		goto out;
+	if ((fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600)) == -1) {
+		seterr(err, errlen, "%s: %s", path, strerror(errno));
+		goto out;
+	}
+	if (flock(fd, LOCK_EX | LOCK_NB) == -1) {
+		seterr(err, errlen, "another prison-provisioner is running "
+		    "(%s is locked)", path);
+		close(fd);
+		fd = -1;
+	}
+ out:
+	free(path);
+	return fd;
+}
+
 static int
 listen_control(char *err, size_t errlen)
 {
@@ -371,6 +401,8 @@ main(int argc, char **argv)
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGINT, &sa, NULL);
 
+	if (lock_instance(err, sizeof(err)) == -1)
+		fatal("%s", err);
 	if (net_start(err, sizeof(err)) == -1)
 		fatal("network: %s", err);
 	if (vm_init(&cfg, err, sizeof(err)) == -1)

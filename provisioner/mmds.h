@@ -31,7 +31,7 @@ struct mmds_input {
 	const char	*gateway_pub;	/* "ssh-ed25519 AAAA... comment" */
 	const char	*host_key_priv;	/* the guest's OpenSSH private key */
 	const char	*host_key_pub;
-	const char	*extra_dir;	/* config_dir/projects/PROJECT or NULL */
+	const char	*extra_dir;	/* config_dir/projects/PROJECT; NULL */
 };
 
 /*

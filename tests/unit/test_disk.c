@@ -173,7 +173,8 @@ test_ensure_ignores_leftovers(void **state)
 	cfg.disk_dir = dir;
 	cfg.disk_size_mib = 64;
 	snprintf(rootfs, sizeof(rootfs), "%s/rootfs.ext4", dir);
-	snprintf(cmd, sizeof(cmd), "mkfs.ext4 -q -F '%s' 16M >/dev/null", rootfs);
+	snprintf(cmd, sizeof(cmd), "mkfs.ext4 -q -F '%s' 16M >/dev/null",
+	    rootfs);
 	assert_int_equal(system(cmd), 0);
 	/* What a crash mid-copy leaves: garbage under a temporary name. */
 	snprintf(tmp, sizeof(tmp), "%s/proj.ext4.tmp.AbCdEf", dir);
