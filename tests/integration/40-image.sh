@@ -179,11 +179,15 @@ import os; os.rename(tmp, T + "/doc.json")
 PY
 python3 "$T/doc.py" "$T" key1 key2
 
-# A stand-in for the provisioner's metadata server: MMDS V2 tokens.
+# A stand-in for the provisioner's metadata server: MMDS V2 tokens.  The
+# first token it hands out is already expired, so the agent must cope
+# with a 401 by asking for a new one.  (The test's own tokenless GET
+# comes first in its log.)
 cat >"$T/mmds.py" <<'PY'
 import http.server, json, secrets, sys, time
 DOC, LOG = sys.argv[1], open(sys.argv[2], "a", buffering=1)
 tokens = {}
+issued = [0]
 class H(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     def log_message(self, fmt, *a):
@@ -204,7 +208,8 @@ class H(http.server.BaseHTTPRequestHandler):
                 or not 1 <= int(ttl) <= 21600:
             return self.reply(400, "bad token request")
         t = secrets.token_hex(16)
-        tokens[t] = time.time() + int(ttl)
+        issued[0] += 1
+        tokens[t] = time.time() + (int(ttl) if issued[0] > 1 else -1)
         self.reply(200, t)
     def do_GET(self):
         t = self.headers.get("X-metadata-token")
@@ -358,3 +363,7 @@ fi
 check "remaining member's key still works" gssh key1 dev true
 check "agent fetched metadata with a token" \
     grep -q '"GET /prison HTTP/1.1" 200' "$T/mmds.log"
+expect_eq "after a 401 the agent took a new token and retried" \
+    "GET 401,PUT 200,GET 401,PUT 200,GET 200" \
+    "$(sed -n 's/^"\([A-Z]*\) [^"]*" \([0-9]*\) .*/\1 \2/p' "$T/mmds.log" |
+    head -5 | paste -sd,)"
