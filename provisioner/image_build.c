@@ -313,7 +313,10 @@ build_el(struct build *b, char *err, size_t errlen)
 	argv[n++] = rel = xasprintf("--releasever=%s", b->release);
 	argv[n++] = "--setopt=install_weak_deps=False";
 	argv[n++] = "--setopt=tsflags=nodocs";
-	argv[n++] = "--setopt=reposdir=/etc/yum.repos.d";
+	/*
+	 * The tree has no repository files of its own, so dnf uses the
+	 * host's configuration and repositories.
+	 */
 	argv[n++] = "install";
 	json_array_foreach(b->packages, i, v) {
 		if (n >= 60)
