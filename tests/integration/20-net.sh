@@ -173,6 +173,15 @@ expect_eq "guest cannot reach another guest through its host port" "" \
     "$(talk g1 10.90.1.1 2241)"
 expect_eq "guest cannot reach another guest's TAP address" "" \
     "$(talk g1 "$HB" 7000)"
+in_ns host socat -u UDP-RECV:9999 OPEN:"$T/udp",creat,append &
+on_exit "kill $!"
+sleep 0.3
+echo from-guest | in_ns g1 socat -u - UDP-SENDTO:"$HA":9999
+echo from-guest | in_ns g1 socat -u - UDP-SENDTO:10.90.1.1:9999
+echo from-lan | in_ns lan socat -u - UDP-SENDTO:10.90.1.1:9999
+sleep 0.5
+expect_eq "guest UDP to host services dropped (LAN control passes)" \
+    from-lan "$(cat "$T/udp" 2>/dev/null)"
 if command -v ping >/dev/null; then
 	check_fails "guest cannot ping the host" \
 	    in_ns g1 ping -c 1 -W 1 "$HA"
