@@ -253,6 +253,17 @@ apply(const struct prison_config *cfg, struct net_state *st,
 	return rebuild(cfg, st, err, errlen);
 }
 
+/* The port of [gateway] listen ("ADDR:PORT"), which DNAT must not take. */
+static int
+gateway_port(const struct prison_config *cfg)
+{
+	const char *colon;
+
+	if (cfg->listen == NULL || (colon = strrchr(cfg->listen, ':')) == NULL)
+		return -1;
+	return atoi(colon + 1);
+}
+
 int
 net_up(const struct prison_config *cfg, const struct net_project *p,
     struct net_info *info, char *err, size_t errlen)
@@ -270,6 +281,10 @@ net_up(const struct prison_config *cfg, const struct net_project *p,
 	if (p->ssh_port < 0 || p->ssh_port > 65535)
 		return seterr(err, errlen, "project %s: ssh_port %d is not a "
 		    "port", p->name, p->ssh_port);
+	if (p->ssh_port > 0 && p->ssh_port == gateway_port(cfg))
+		return seterr(err, errlen, "project %s: ssh_port %d is the "
+		    "gateway's own port ([gateway] listen)", p->name,
+		    p->ssh_port);
 	if (vmm_ids(cfg, &uid, &gid, err, errlen) == -1)
 		return -1;
 	if (net_begin(cfg, &st, &lockfd, 0, err, errlen) == -1)

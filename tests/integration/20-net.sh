@@ -231,6 +231,11 @@ expect_match "the refusal names the interface" "tap-projf.*not created" \
 check "the foreign interface is left alone" \
     in_ns host ip link show tap-projf
 check_fails "a project not in the registry is refused" pc net up nosuch
+cp "$T/prison.conf" "$T/gw.conf"
+printf '\n[gateway]\nlisten = 0.0.0.0:2241\n' >>"$T/gw.conf"
+out=$(PRISON_CONFIG=$T/gw.conf pc net up projb 2>&1)
+expect_match "the gateway's own port is refused as ssh_port" \
+    "2241 is the gateway's own port" "$out"
 cp "$T/prison.conf" "$T/bad.conf"
 printf '\n[provisioner]\nvmm_user = no-such-user-x\n' >>"$T/bad.conf"
 out=$(PRISON_CONFIG=$T/bad.conf pc net up projc 2>&1)
