@@ -4,8 +4,8 @@
  * Every project gets a /30 from the configured pool (host = first usable
  * address, guest = second), a persistent TAP owned by the VMM user, and
  * elements in the sets and maps of one nftables table prison owns
- * (cfg->nft_table, family inet).  The allocation is recorded in
- * state_dir/net.json and never moves until the project is released.
+ * (cfg->nft_table, family inet).  The allocation is recorded under
+ * state_dir/net/ and never moves until the project is released.
  *
  * All functions serialise on state_dir/net.lock, so the daemon and
  * prisonctl may call them concurrently.  They return 0 or -1 with err
