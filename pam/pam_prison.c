@@ -53,7 +53,7 @@ struct opts {
 	const char	*config;	/* NULL: $PRISON_CONFIG or default */
 	int		 trust_env;	/* PRISON_DEVELOPER is believed */
 	int		 debug;
-	enum as_user	 as;		/* auth: user=developer|project */
+	enum as_user	 as;		/* auth: the user= switch */
 	int		 defer;		/* account: session decides */
 };
 

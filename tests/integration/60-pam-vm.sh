@@ -119,7 +119,7 @@ on_exit "rm -f '/etc/pam.d/$svc'"
 	printf 'PidFile %s\nUsePAM yes\nStrictModes no\n' "$T/door/pid"
 	sed -e "s|/usr/local/bin/prisonctl|$PRISONCTL -c $T/prison.conf|" \
 	    -e "s|/usr/local/libexec/prison/prison-relay|$T/bin/prison-relay|" \
-	    -e "s|AuthorizedKeysCommandUser prison|AuthorizedKeysCommandUser root|" \
+	    -e "s|CommandUser prison|CommandUser root|" \
 	    -e "s|prison-projects|$pgrp|" \
 	    "$TOP/contrib/openssh/sshd_config.d/prison.conf"
 	printf '\tSetEnv PRISON_CONFIG=%s\n' "$T/prison.conf"
