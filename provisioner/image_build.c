@@ -384,60 +384,104 @@ copy_file(const char *from, const char *to, char *err, size_t errlen)
 }
 
 /*
- * Take the newest kernel and its initrd out of the tree's /boot (Debian:
- * vmlinuz-V, initrd.img-V; EL: vmlinuz-V, initramfs-V.img, or the
- * kernel under /usr/lib/modules/V/vmlinuz).  They are removed from the
- * tree: the VMM loads them from the image directory.
+ * The newest version V among dir's entries named prefix-V (when
+ * need is NULL) or V holding the file need; allocated, or NULL.
+ */
+static char *
+newest(const char *dir, const char *prefix, const char *need)
+{
+	size_t plen = strlen(prefix);
+	char *best = NULL, *p;
+	struct dirent *de;
+	DIR *d;
+	int ok;
+
+	if ((d = opendir(dir)) == NULL)
+		return NULL;
+	while ((de = readdir(d)) != NULL) {
+		if (de->d_name[0] == '.' ||
+		    strncmp(de->d_name, prefix, plen) != 0 ||
+		    strstr(de->d_name, "rescue") != NULL)
+			continue;
+		if (need != NULL) {
+			p = xasprintf("%s/%s/%s", dir, de->d_name, need);
+			ok = is_file(p, 0);
+			free(p);
+			if (!ok)
+				continue;
+		}
+		if (best == NULL || strverscmp(de->d_name + plen, best) > 0) {
+			free(best);
+			best = xstrdup(de->d_name + plen);
+		}
+	}
+	closedir(d);
+	return best;
+}
+
+/* Debian: initrd.img-V; EL: initramfs-V.img, made here if missing. */
+static char *
+find_initrd(struct build *b, const char *boot, const char *v)
+{
+	char *i = xasprintf("%s/initrd.img-%s", boot, v), *img;
+	char *argv[] = { "chroot", b->root, "dracut", "--force",
+	    "--no-hostonly", "--kver", (char *)v, NULL, NULL };
+	char lerr[256];
+
+	if (is_file(i, 0))
+		return i;
+	free(i);
+	i = xasprintf("%s/initramfs-%s.img", boot, v);
+	if (is_file(i, 0) || strcmp(b->builder, "dnf") != 0)
+		return i;
+	/* dracut may not have run inside dnf's transaction. */
+	img = xasprintf("/boot/initramfs-%s.img", v);
+	argv[7] = img;
+	if (run_logged(b, argv, lerr, sizeof(lerr)) == -1)
+		fprintf(stderr, "image %s: %s\n", b->name, lerr);
+	free(img);
+	return i;
+}
+
+/*
+ * Take the newest kernel and its initrd out of the tree (Debian:
+ * /boot/vmlinuz-V and initrd.img-V; EL: /boot/vmlinuz-V or
+ * /usr/lib/modules/V/vmlinuz, and initramfs-V.img).  Those in /boot are
+ * removed from the tree: the VMM loads them from the image directory.
  */
 static int
 take_kernel(struct build *b, char *err, size_t errlen)
 {
-	char *boot = xasprintf("%s/boot", b->root), *k = NULL, *i = NULL;
 	static const char *links[] = { "vmlinuz", "vmlinuz.old", "initrd.img",
 	    "initrd.img.old", NULL };
-	char *dst = NULL, *best = NULL;
-	struct dirent *de;
-	DIR *d;
-	int ret = -1, n;
+	char *boot = xasprintf("%s/boot", b->root), *k = NULL, *i = NULL;
+	char *mods = xasprintf("%s/usr/lib/modules", b->root), *dst = NULL;
+	int ret = -1, n, in_boot = 1;
 
-	if ((d = opendir(boot)) == NULL) {
-		seterr(err, errlen, "%s: %s", boot, strerror(errno));
+	if ((b->kver = newest(boot, "vmlinuz-", NULL)) != NULL)
+		k = xasprintf("%s/vmlinuz-%s", boot, b->kver);
+	else if ((b->kver = newest(mods, "", "vmlinuz")) != NULL) {
+		k = xasprintf("%s/%s/vmlinuz", mods, b->kver);
+		in_boot = 0;
+	} else {
+		seterr(err, errlen, "no kernel in %s or %s", boot, mods);
 		goto out;
 	}
-	while ((de = readdir(d)) != NULL) {
-		if (strncmp(de->d_name, "vmlinuz-", 8) != 0 ||
-		    strstr(de->d_name, "rescue") != NULL)
-			continue;
-		if (best == NULL || strverscmp(de->d_name + 8, best) > 0) {
-			free(best);
-			best = xstrdup(de->d_name + 8);
-		}
-	}
-	closedir(d);
-	if (best == NULL) {
-		seterr(err, errlen, "no kernel (vmlinuz-*) in %s", boot);
-		goto out;
-	}
-	b->kver = best;
-	k = xasprintf("%s/vmlinuz-%s", boot, best);
 	dst = xasprintf("%s/vmlinuz", b->tmp);
 	if (copy_file(k, dst, err, errlen) == -1)
 		goto out;
 	free(dst);
-	i = xasprintf("%s/initrd.img-%s", boot, best);
-	if (!is_file(i, 0)) {
-		free(i);
-		i = xasprintf("%s/initramfs-%s.img", boot, best);
-	}
 	dst = xasprintf("%s/initrd.img", b->tmp);
+	i = find_initrd(b, boot, b->kver);
 	if (!is_file(i, 0)) {
-		seterr(err, errlen, "no initrd for kernel %s in %s", best,
+		seterr(err, errlen, "no initrd for kernel %s in %s", b->kver,
 		    boot);
 		goto out;
 	}
 	if (copy_file(i, dst, err, errlen) == -1)
 		goto out;
-	unlink(k);
+	if (in_boot)
+		unlink(k);
 	unlink(i);
 	/* The tree's /vmlinuz and /initrd.img links would dangle now. */
 	for (n = 0; links[n] != NULL; n++) {
@@ -448,6 +492,7 @@ take_kernel(struct build *b, char *err, size_t errlen)
 	ret = 0;
  out:
 	free(boot);
+	free(mods);
 	free(k);
 	free(i);
 	free(dst);
