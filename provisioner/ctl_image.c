@@ -4,15 +4,20 @@
  *   image build [NAME] [--release R] [--packages LIST] [--builder B]
  *               [--mirror URL] [--force]
  *   image path [NAME]        print kernel, initrd and rootfs paths
+ *   image list [--json]      built images with release, kernel, date
  */
+#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <jansson.h>
 
 #include "config.h"
 #include "ctl.h"
 #include "image.h"
 #include "log.h"
+#include "xmalloc.h"
 
 static int
 usage(void)
@@ -20,7 +25,8 @@ usage(void)
 	fprintf(stderr, "usage: prisonctl image build [NAME] [--release R] "
 	    "[--packages LIST] [--builder auto|mmdebstrap|dnf] "
 	    "[--mirror URL] [--force]\n"
-	    "       prisonctl image path [NAME]\n");
+	    "       prisonctl image path [NAME]\n"
+	    "       prisonctl image list [--json]\n");
 	return 2;
 }
 
@@ -118,6 +124,58 @@ image_path_cmd(const struct prison_config *cfg, int argc, char **argv)
 	return 0;
 }
 
+static const char *
+mstr(json_t *m, const char *key)
+{
+	const char *s = json_string_value(json_object_get(m, key));
+
+	return s != NULL ? s : "-";
+}
+
+static int
+image_list_cmd(const struct prison_config *cfg, int argc, char **argv)
+{
+	json_t *all = json_array(), *m;
+	struct dirent *de;
+	char *path;
+	DIR *d;
+	size_t i;
+	int json = ctl_take_json(&argc, argv);
+
+	if (argc > 0) {
+		json_decref(all);
+		return usage();
+	}
+	if ((d = opendir(cfg->image_dir)) != NULL) {
+		while ((de = readdir(d)) != NULL) {
+			if (!image_name_valid(de->d_name))
+				continue;
+			path = xasprintf("%s/%s/manifest.json",
+			    cfg->image_dir, de->d_name);
+			if ((m = json_load_file(path, 0, NULL)) != NULL &&
+			    json_is_object(m))
+				json_array_append(all, m);
+			json_decref(m);
+			free(path);
+		}
+		closedir(d);
+	}
+	if (json) {
+		json_dumpf(all, stdout, JSON_INDENT(2));
+		putchar('\n');
+	} else {
+		printf("%-16s %-10s %-11s %-20s %s\n", "NAME", "RELEASE",
+		    "BUILDER", "KERNEL", "BUILT");
+		json_array_foreach(all, i, m)
+			printf("%-16s %-10s %-11s %-20s %s\n",
+			    mstr(m, "name"), mstr(m, "release"),
+			    mstr(m, "builder"), mstr(m, "kernel_version"),
+			    mstr(m, "build_time"));
+	}
+	json_decref(all);
+	return 0;
+}
+
 int
 ctl_image(const struct prison_config *cfg, int argc, char **argv)
 {
@@ -127,6 +185,8 @@ ctl_image(const struct prison_config *cfg, int argc, char **argv)
 		return image_build_cmd(cfg, argc - 1, argv + 1);
 	if (strcmp(argv[0], "path") == 0)
 		return image_path_cmd(cfg, argc - 1, argv + 1);
+	if (strcmp(argv[0], "list") == 0)
+		return image_list_cmd(cfg, argc - 1, argv + 1);
 	ctl_fail("image: unknown command \"%s\"", argv[0]);
 	return usage();
 }

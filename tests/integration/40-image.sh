@@ -69,6 +69,8 @@ out=$(ctl image path 2>&1)
 expect_match "image path names kernel, initrd, rootfs" \
     "kernel $img/vmlinuz.*initrd $img/initrd.img.*rootfs $img/rootfs.ext4" \
     "$(echo $out)"
+expect_match "image list shows the image, release and kernel" \
+    "^debian +bookworm +mmdebstrap +$kver " "$(ctl image list | grep '^debian')"
 out=$(ctl image path nosuch 2>&1); rc=$?
 expect_eq "image path of a missing image fails" 1 "$rc"
 expect_match "missing image: error names the fix" \
