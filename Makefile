@@ -71,7 +71,8 @@ DEB_RUN := openssh-client openssh-server qemu-system-x86 qemu-utils \
 	ca-certificates libpam-modules
 DEB_TEST := putty-tools dropbear-bin ssh-audit libpam-wrapper pamtester \
 	oathtool libpam-oath \
-	socat netcat-openbsd curl python3 python3-yaml procps psmisc strace git tmux
+	socat netcat-openbsd curl python3 python3-yaml procps psmisc strace git \
+	tmux
 
 deps:
 	apt-get update
