@@ -15,6 +15,12 @@ imgroot=$("$TOP/tests/guest-image.sh") || {
 }
 ok "tests/guest-image.sh builds or reuses the default image"
 img=$imgroot/debian
+"$TOP/tests/guest-image.sh" >"$T/gi1" 2>/dev/null & p1=$!
+"$TOP/tests/guest-image.sh" >"$T/gi2" 2>/dev/null & p2=$!
+wait $p1; r1=$?
+wait $p2; r2=$?
+expect_eq "two concurrent guest-image.sh runs succeed with one image" \
+    "0 0 $imgroot $imgroot" "$r1 $r2 $(cat "$T/gi1") $(cat "$T/gi2")"
 conf_set paths image_dir "$imgroot"
 ctl() { "$PRISONCTL" "$@"; }
 
