@@ -87,20 +87,36 @@ reply_err(struct conn *c, const char *fmt, ...)
 	json_decref(j);
 }
 
-/* A held session lasts until the peer closes; anything it sends is
- * ignored. */
+/*
+ * A held session lasts until the peer closes the connection.  A peer
+ * that only shuts down its sending side (echo ... | socat) still holds:
+ * the session ends on the hang-up of a full close.  Anything the peer
+ * sends is ignored.
+ */
 static void
 hold(struct conn *c)
 {
+	struct pollfd pfd = { c->fd, POLLIN, 0 };
 	char buf[256];
 	ssize_t n;
 
 	for (;;) {
+		if (poll(&pfd, 1, -1) == -1) {
+			if (errno == EINTR)
+				continue;
+			break;
+		}
+		if (pfd.revents & (POLLHUP | POLLERR | POLLNVAL))
+			break;
+		if (!(pfd.revents & POLLIN))
+			continue;
 		n = read(c->fd, buf, sizeof(buf));
 		if (n == -1 && errno == EINTR)
 			continue;
-		if (n <= 0)
+		if (n == -1)
 			break;
+		if (n == 0)
+			pfd.events = 0;	/* half-closed: wait for HUP */
 	}
 }
 

@@ -365,9 +365,12 @@ sshd_probe(const char *ip, const char *expected, char *err, size_t errlen)
 
 	if (s == NULL)
 		return 1;
-	b64 = xstrdup(expected);
-	if ((sp = strchr(b64, ' ')) == NULL ||
-	    ssh_pki_import_pubkey_base64(strtok(sp + 1, " "),
+	/* "ssh-ed25519 BASE64 [comment]": the middle word. */
+	if ((sp = strchr(expected, ' ')) != NULL) {
+		b64 = xstrdup(sp + 1);
+		b64[strcspn(b64, " ")] = '\0';
+	}
+	if (b64 == NULL || ssh_pki_import_pubkey_base64(b64,
 	    SSH_KEYTYPE_ED25519, &want) != SSH_OK) {
 		ret = seterr(err, errlen, "the project's host key is "
 		    "unreadable");
@@ -490,7 +493,8 @@ do_boot(struct boot *b)
 	char *cmdline = NULL, *vmdir = NULL;
 	struct net_project np;
 	struct vm_spec spec;
-	struct passwd *pw;
+	struct passwd pwbuf, *pw = NULL;
+	char pwstr[1024];
 	json_t *doc = NULL;
 	time_t deadline = mono_now() + cfg->boot_timeout;
 	int created, ret = -1;
@@ -546,7 +550,8 @@ do_boot(struct boot *b)
 	if (v->ops->mmds_update == NULL &&
 	    publish_doc(v, doc, b->err, sizeof(b->err)) == -1)
 		goto fail;
-	if ((pw = getpwnam(cfg->vmm_user)) == NULL) {
+	if (getpwnam_r(cfg->vmm_user, &pwbuf, pwstr, sizeof(pwstr),
+	    &pw) != 0 || pw == NULL) {
 		seterr(b->err, sizeof(b->err), "vmm_user \"%s\" does not "
 		    "exist; see docs/install.md", cfg->vmm_user);
 		goto fail;

@@ -14,6 +14,7 @@
 #include <sys/socket.h>
 #include <sys/un.h>
 
+#include <linux/close_range.h>
 #include <linux/if_tun.h>
 #include <net/if.h>
 
@@ -318,6 +319,8 @@ child_exec(char **argv, const struct qemu_fds *f, uid_t uid, gid_t gid,
 		_exit(125);
 	if (setuid(0) != -1 && uid != 0)
 		_exit(125);
+	/* Nothing another thread opened without O_CLOEXEC leaks in. */
+	close_range(3, ~0U, CLOSE_RANGE_CLOEXEC);
 	if (keep_fd(f->tap) == -1 || keep_fd(f->disk) == -1 ||
 	    keep_fd(f->diskr) == -1 || keep_fd(f->qmp) == -1)
 		_exit(126);
@@ -458,7 +461,8 @@ qemu_start(const struct prison_config *cfg, const struct vm_spec *spec,
 	int argc = 0, nowned = 0, accel, ret = -1, i, ngroups = 64;
 	struct qemu_fds f = { -1, -1, -1, -1, -1, -1 };
 	gid_t groups[64];
-	struct passwd *pw;
+	struct passwd pwbuf, *pw = NULL;
+	char pwstr[1024];
 	pid_t pid;
 
 	memset(h, 0, sizeof(*h));
@@ -467,7 +471,8 @@ qemu_start(const struct prison_config *cfg, const struct vm_spec *spec,
 		seterr(err, errlen, "accel = %s: %s", cfg->accel, why);
 		goto out;
 	}
-	if ((pw = getpwnam(cfg->vmm_user)) == NULL) {
+	if (getpwnam_r(cfg->vmm_user, &pwbuf, pwstr, sizeof(pwstr),
+	    &pw) != 0 || pw == NULL) {
 		seterr(err, errlen, "vmm_user \"%s\" does not exist; create "
 		    "it with: useradd --system --user-group --home-dir "
 		    "/nonexistent --shell /usr/sbin/nologin %s",

@@ -64,7 +64,11 @@ start_provisioner() {
 	ip netns exec "$NS_PREFIX-host" "$BUILD/prison-provisioner" -f \
 	    >>"$T/provisioner.log" 2>&1 &
 	PROV=$!
-	for _ in $(seq 50); do [ -S "$SOCK" ] && return 0; sleep 0.1; done
+	# A killed provisioner leaves its socket file: wait for an answer.
+	for _ in $(seq 100); do
+		pc vm list >/dev/null 2>&1 && return 0
+		sleep 0.1
+	done
 	return 1
 }
 on_exit 'kill $PROV; pc vm cleanup --all'
@@ -180,12 +184,12 @@ expect_eq "files written in the guest survive stop and start" \
     kept-across-restarts "$(gssh alice dev cat persist)"
 
 # Sessions: a held ensure counts while its connection is open.
-coproc HOLD { printf '%s\n' "{\"op\":\"ensure\",\"project\":\"$P\",\"hold\":true}" |
-    socat -t 600 - "UNIX-CONNECT:$SOCK"; }
+req="{\"op\":\"ensure\",\"project\":\"$P\",\"hold\":true}"
+coproc HOLD { exec socat -t 600 - "UNIX-CONNECT:$SOCK" <<<"$req"; }
 sleep 1
 expect_eq "a held ensure counts a session" 1 "$(pc vm list --json |
     python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["sessions"])')"
-kill "$HOLD_PID" 2>/dev/null; wait "$HOLD_PID" 2>/dev/null
+kill "${HOLD_PID:-0}" 2>/dev/null; wait "${HOLD_PID:-0}" 2>/dev/null
 sleep 1
 expect_eq "closing it ends the session" 0 "$(pc vm list --json |
     python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["sessions"])')"
