@@ -926,7 +926,13 @@ adopt_one(const char *project, struct registry *reg)
 		goto stale;
 	}
 	if (net_show(cfg, project, &v->net, err, sizeof(err)) != 0) {
-		log_warn("project=%s has no network record", project);
+		/* Its project is gone from the registry (reconciled away):
+		 * a VM nobody can reach any more is stopped. */
+		log_warn("project=%s has no network record; stopping its VM",
+		    project);
+		if (v->ops->stop(cfg, &v->h, STOP_TIMEOUT, err,
+		    sizeof(err)) == -1)
+			log_warn("project=%s stop failed: %s", project, err);
 		goto stale;
 	}
 	v->host_pub = xstrdup(jstr(st, "host_key"));
