@@ -55,6 +55,35 @@ check "stopped client: memory does not grow (${rss1} -> ${rss2} kB)" \
     [ "$rss2" -le $((rss1 + 1024)) ]
 check "stopped client: no busy loop (${cpu_pct}% CPU)" [ "$cpu_pct" -le 5 ]
 kill -CONT "$cpid"; kill "$cpid"; wait "$cpid" 2>/dev/null
+sleep 1
+
+# The same with a suspended sftp download (rate-limited so that it is
+# still running when stopped).
+head -c 20M /dev/urandom >"$T/big"
+chmod 644 "$T/big"
+sftp -F /dev/null -o UserKnownHostsFile="$T/client_known_hosts" \
+    -o BatchMode=yes -o IdentitiesOnly=yes -o LogLevel=ERROR -P "$GPORT" \
+    -l 16000 -i "$T/alice" "proja@127.0.0.1:$T/big" "$T/big.copy" \
+    >/dev/null 2>&1 &
+spid=$!
+sleep 2
+pkill -STOP -P "$spid" ssh; kill -STOP "$spid"
+sleep 3
+gw_child=$(child_of)
+t1=$(awk '{print $14 + $15}' "/proc/$gw_child/stat")
+rss1=$(awk '/VmRSS/ {print $2}' "/proc/$gw_child/status")
+sleep 5
+t2=$(awk '{print $14 + $15}' "/proc/$gw_child/stat")
+rss2=$(awk '/VmRSS/ {print $2}' "/proc/$gw_child/status")
+cpu_pct=$(( (t2 - t1) * 100 / hz / 5 ))
+echo "# stopped sftp: rss ${rss1} -> ${rss2} kB, cpu ${cpu_pct}%"
+check "stopped sftp: no busy loop (${cpu_pct}% CPU)" [ "$cpu_pct" -le 5 ]
+check "stopped sftp: memory bounded (${rss2} kB)" [ "$rss2" -lt 32768 ]
+pkill -CONT -P "$spid" ssh; kill -CONT "$spid"
+wait "$spid"
+expect_eq "stopped sftp: the copy completes intact after SIGCONT" \
+    "$(sha256sum <"$T/big")" "$(sha256sum <"$T/big.copy" 2>/dev/null)"
+rm -f "$T/big" "$T/big.copy"
 
 # --- login grace time -----------------------------------------------
 start=$(date +%s)
