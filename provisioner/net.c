@@ -273,7 +273,7 @@ net_up(const struct prison_config *cfg, const struct net_project *p,
 	char e[256];
 	uid_t uid = 0;
 	gid_t gid = 0;
-	int lockfd, ret = -1;
+	int lockfd, fresh = 0, ret = -1;
 
 	memset(&r, 0, sizeof(r));
 	if (name_valid_project(p->name, err, errlen) == -1)
@@ -289,13 +289,15 @@ net_up(const struct prison_config *cfg, const struct net_project *p,
 		return -1;
 	if (net_begin(cfg, &st, &lockfd, 0, err, errlen) == -1)
 		return -1;
-	if (net_rec_alloc(&st, p->name, &r, err, errlen) == -1)
-		goto out;
-	if (tap_check(r.tap, p->name, err, errlen) == -1)
+	if (net_rec_alloc(&st, p->name, &r, &fresh, err, errlen) == -1)
 		goto out;
 	old = r;
-	if (net_port_claim(&st, p->name, p->ssh_port, err, errlen) == -1)
+	if (tap_check(r.tap, p->name, err, errlen) == -1 ||
+	    net_port_claim(&st, p->name, p->ssh_port, err, errlen) == -1) {
+		if (fresh)	/* nothing saved yet: give the claims back */
+			(void)net_rec_forget(&st, &r, e, sizeof(e));
 		goto out;
+	}
 	r.ssh_port = p->ssh_port;
 	r.egress_allow = p->egress_allow;
 	r.up = 1;

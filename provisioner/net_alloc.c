@@ -348,12 +348,13 @@ tap_claim(const struct net_state *st, const char *name, char *tap,
 
 int
 net_rec_alloc(const struct net_state *st, const char *name,
-    struct net_rec *r, char *err, size_t errlen)
+    struct net_rec *r, int *fresh, char *err, size_t errlen)
 {
 	char key[16];
 	uint32_t start, i, slot;
 	int c;
 
+	*fresh = 0;
 	if ((c = net_rec_get(st, name, r, err, errlen)) != 1)
 		return c;
 	start = net_hash(name) % st->nslots;
@@ -377,12 +378,7 @@ net_rec_alloc(const struct net_state *st, const char *name,
 		return -1;
 	}
 	r->name = xstrdup(name);
-	if (net_rec_put(st, r, err, errlen) == -1) {
-		unclaim(st, "taps", r->tap, name);
-		unclaim(st, "slots", key, name);
-		net_rec_clear(r);
-		return -1;
-	}
+	*fresh = 1;
 	return 0;
 }
 

@@ -46,9 +46,14 @@ int		 net_rec_get(const struct net_state *, const char *name,
 		    struct net_rec *, char *err, size_t errlen);
 int		 net_rec_put(const struct net_state *, const struct net_rec *,
 		    char *err, size_t errlen);
-/* The project's record, allocated (and saved, down) if it had none. */
+/*
+ * The project's record; if it had none, a new one (*fresh = 1) whose
+ * slot and TAP name are claimed but which the caller must save with
+ * net_rec_put, or drop with net_rec_forget.  Saving only once keeps file
+ * churn (and with it some filesystems' inode allocation cost) down.
+ */
 int		 net_rec_alloc(const struct net_state *, const char *name,
-		    struct net_rec *, char *err, size_t errlen);
+		    struct net_rec *, int *fresh, char *err, size_t errlen);
 int		 net_rec_forget(const struct net_state *,
 		    const struct net_rec *, char *err, size_t errlen);
 void		 net_rec_clear(struct net_rec *);

@@ -25,6 +25,18 @@ open_state(const char *pool, struct net_state *st)
 	assert_int_equal(net_state_open(dir, pool, st, err, sizeof(err)), 0);
 }
 
+/* Allocate and save, as net_up does. */
+static int
+alloc_save(const struct net_state *st, const char *name, struct net_rec *r,
+    char *err, size_t errlen)
+{
+	int fresh;
+
+	if (net_rec_alloc(st, name, r, &fresh, err, errlen) == -1)
+		return -1;
+	return net_rec_put(st, r, err, errlen);
+}
+
 static void
 test_pool_parse(void **state)
 {
@@ -69,7 +81,7 @@ test_alloc_probe_exhaust(void **state)
 	assert_int_equal(st.nslots, 4);
 	for (i = 0; i < 4; i++) {
 		snprintf(n[i], sizeof(n[i]), "project%d", i);
-		assert_int_equal(net_rec_alloc(&st, n[i], &r[i], err,
+		assert_int_equal(alloc_save(&st, n[i], &r[i], err,
 		    sizeof(err)), 0);
 		assert_true(r[i].index < 4);
 		assert_false(seen & (1u << r[i].index));
@@ -78,13 +90,13 @@ test_alloc_probe_exhaust(void **state)
 	}
 	/* Four names in four slots: at least the later ones probed. */
 	assert_int_equal(seen, 0xf);
-	assert_int_equal(net_rec_alloc(&st, "project4", &r[4], err,
+	assert_int_equal(alloc_save(&st, "project4", &r[4], err,
 	    sizeof(err)), -1);
 	assert_non_null(strstr(err, "exhausted"));
 	assert_non_null(strstr(err, "10.200.0.0/28"));
 
 	/* Same name, same record. */
-	assert_int_equal(net_rec_alloc(&st, n[2], &again, err, sizeof(err)),
+	assert_int_equal(alloc_save(&st, n[2], &again, err, sizeof(err)),
 	    0);
 	assert_int_equal(again.index, r[2].index);
 	assert_string_equal(again.tap, r[2].tap);
@@ -97,7 +109,7 @@ test_alloc_probe_exhaust(void **state)
 
 	/* Forgetting frees the slot for the next project. */
 	assert_int_equal(net_rec_forget(&st, &r[1], err, sizeof(err)), 0);
-	assert_int_equal(net_rec_alloc(&st, "project4", &r[4], err,
+	assert_int_equal(alloc_save(&st, "project4", &r[4], err,
 	    sizeof(err)), 0);
 	assert_int_equal(r[4].index, r[1].index);
 	for (i = 0; i < 5; i++)
@@ -113,10 +125,10 @@ test_tap_names(void **state)
 	char err[256], want[16];
 
 	open_state("172.31.0.0/16", &st);
-	assert_int_equal(net_rec_alloc(&st, "elevenchars", &a, err,
+	assert_int_equal(alloc_save(&st, "elevenchars", &a, err,
 	    sizeof(err)), 0);
 	assert_string_equal(a.tap, "tap-elevenchars");
-	assert_int_equal(net_rec_alloc(&st, "twelve-chars", &b, err,
+	assert_int_equal(alloc_save(&st, "twelve-chars", &b, err,
 	    sizeof(err)), 0);
 	snprintf(want, sizeof(want), "tp-%08x", net_hash("twelve-chars"));
 	assert_string_equal(b.tap, want);
@@ -135,9 +147,9 @@ test_ports_and_tidy(void **state)
 	FILE *f;
 
 	open_state("172.31.0.0/16", &st);
-	assert_int_equal(net_rec_alloc(&st, "alpha", &a, err, sizeof(err)),
+	assert_int_equal(alloc_save(&st, "alpha", &a, err, sizeof(err)),
 	    0);
-	assert_int_equal(net_rec_alloc(&st, "beta", &b, err, sizeof(err)), 0);
+	assert_int_equal(alloc_save(&st, "beta", &b, err, sizeof(err)), 0);
 	assert_int_equal(net_port_claim(&st, "alpha", 2240, err,
 	    sizeof(err)), 0);
 	a.up = 1;
