@@ -4,8 +4,8 @@
  * per connection; vm.c serialises what must be serialised.
  *
  * Who may ask what is decided from the peer's credentials on every
- * connection: root anything, the gateway's user ensure and status,
- * everyone else nothing.
+ * connection: root anything, the gateway's user (or its group, for the
+ * host door's set-gid relay) ensure and status, everyone else nothing.
  */
 #include <sys/file.h>
 #include <sys/socket.h>
@@ -44,11 +44,13 @@
 
 static struct prison_config cfg;
 static uid_t gateway_uid = (uid_t)-1;
+static gid_t gateway_gid = (gid_t)-1;
 static volatile sig_atomic_t quit;
 
 struct conn {
 	int	fd;
 	uid_t	uid;
+	gid_t	gid;
 	pid_t	pid;
 };
 
@@ -140,12 +142,23 @@ do_ensure(struct conn *c, const char *project, int want_hold)
 	}
 }
 
+/*
+ * The gateway: its user, or a process running with its group as the
+ * effective gid (the set-gid prison-relay of the host door, docs/pam.md).
+ */
+static int
+is_gateway(const struct conn *c)
+{
+	return (gateway_uid != (uid_t)-1 && c->uid == gateway_uid) ||
+	    (gateway_gid != (gid_t)-1 && c->gid == gateway_gid);
+}
+
 static int
 allowed(const struct conn *c, const char *op)
 {
 	if (c->uid == 0)
 		return 1;
-	if (c->uid == gateway_uid && (strcmp(op, "ensure") == 0 ||
+	if (is_gateway(c) && (strcmp(op, "ensure") == 0 ||
 	    strcmp(op, "status") == 0))
 		return 1;
 	return 0;
@@ -346,16 +359,17 @@ serve(int lfd)
 			continue;
 		c = xcalloc(1, sizeof(*c));
 		c->fd = fd;
-		if (proto_peer(fd, &c->uid, NULL, &c->pid) == -1) {
+		if (proto_peer(fd, &c->uid, &c->gid, &c->pid) == -1) {
 			log_warn("connection without peer credentials "
 			    "refused");
 			close(fd);
 			free(c);
 			continue;
 		}
-		if (c->uid != 0 && c->uid != gateway_uid) {
-			log_warn("refused connection from uid=%ld pid=%ld",
-			    (long)c->uid, (long)c->pid);
+		if (c->uid != 0 && !is_gateway(c)) {
+			log_warn("refused connection from uid=%ld gid=%ld "
+			    "pid=%ld", (long)c->uid, (long)c->gid,
+			    (long)c->pid);
 			reply_err(c, "not allowed for uid %ld", (long)c->uid);
 			close(fd);
 			free(c);
@@ -403,9 +417,12 @@ main(int argc, char **argv)
 		fatal("%s", err);
 	if (geteuid() != 0)
 		fatal("must run as root");
-	if ((pw = getpwnam(cfg.gateway_user)) != NULL)
+	/* The gateway's own group only: never a group others share. */
+	if ((pw = getpwnam(cfg.gateway_user)) != NULL) {
 		gateway_uid = pw->pw_uid;
-	else
+		if (pw->pw_gid != 0 && pw->pw_gid != 65534)
+			gateway_gid = pw->pw_gid;
+	} else
 		log_warn("gateway user \"%s\" does not exist; only root may "
 		    "use the control socket", cfg.gateway_user);
 	umask(022);
