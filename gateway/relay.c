@@ -210,12 +210,35 @@ cb_data(ssh_session session, ssh_channel ch, void *data, uint32_t len,
     int is_stderr, void *ud)
 {
 	struct pair *p = ud;
-	int side = side_of(p, ch);
+	int side = side_of(p, ch), to = other(side), s = is_stderr ? 1 : 0;
+	ssh_channel dst = p->ch[to];
+	uint32_t n = 0, win;
+	int w = 0;
 
-	/* len is all the channel holds; take none now, pump reads it. */
-	p->pend[side][is_stderr ? 1 : 0] = len;
-	pump(p, side);
-	return 0;
+	/*
+	 * len is all the channel holds.  The common case writes straight
+	 * from libssh's buffer (one copy less); what the other side's
+	 * window does not take stays there for pump() to read later.
+	 */
+	if (p->carrylen[side][s] == 0 && !p->got_close[to] &&
+	    !p->sent_close[to] && !p->sent_eof[to]) {
+		win = ssh_channel_window_size(dst);
+		n = len < win ? len : win;
+		if (n > 0) {
+			w = s ? ssh_channel_write_stderr(dst, data, n) :
+			    ssh_channel_write(dst, data, n);
+			if (w < 0)
+				w = 0;
+		}
+	}
+	/*
+	 * The w bytes leave the buffer only when we return, so the rest is
+	 * read by the main loop's pump(), never from here.
+	 */
+	p->pend[side][s] = len - (uint32_t)w;
+	if (p->pend[side][s] == 0)
+		settle(p);
+	return w;
 }
 
 static void
