@@ -72,6 +72,7 @@ DEB_RUN := openssh-client openssh-server qemu-system-x86 qemu-utils \
 DEB_TEST := putty-tools dropbear-bin ssh-audit libpam-wrapper pamtester \
 	oathtool libpam-oath \
 	socat netcat-openbsd curl python3 python3-yaml procps psmisc strace git \
+	iputils-ping \
 	tmux
 
 deps:

@@ -3,6 +3,6 @@ COMMON_OBJ := $(COMMON_SRC:%.c=$(B)/%.o)
 COMMON_LIB := $(B)/libprison-common.a
 
 $(COMMON_LIB): $(COMMON_OBJ)
-	$(AR) rcs $@ $^
+	rm -f $@ && $(AR) rcs $@ $^
 
 COMMON_LIBS := $(shell pkg-config --libs jansson inih 2>/dev/null)

@@ -1,7 +1,7 @@
 GW_SRC := $(filter-out gateway/main.c gateway/ctl_%.c,$(wildcard gateway/*.c))
 GW_LIB := $(B)/libprison-gw.a
 $(GW_LIB): $(GW_SRC:%.c=$(B)/%.o)
-	$(AR) rcs $@ $^
+	rm -f $@ && $(AR) rcs $@ $^
 CTL_SRC += $(wildcard gateway/ctl_*.c)
 
 SBINS += $(B)/prison-gateway

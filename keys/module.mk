@@ -1,5 +1,5 @@
 KEYS_SRC := $(filter-out keys/prisonctl.c keys/ctl_%.c,$(wildcard keys/*.c))
 KEYS_LIB := $(B)/libprison-keys.a
 $(KEYS_LIB): $(KEYS_SRC:%.c=$(B)/%.o)
-	$(AR) rcs $@ $^
+	rm -f $@ && $(AR) rcs $@ $^
 CTL_SRC += keys/prisonctl.c $(wildcard keys/ctl_*.c)

@@ -2,7 +2,7 @@ PROV_SRC := $(filter-out provisioner/main.c provisioner/ctl_%.c,\
 	$(wildcard provisioner/*.c))
 PROV_LIB := $(B)/libprison-prov.a
 $(PROV_LIB): $(PROV_SRC:%.c=$(B)/%.o)
-	$(AR) rcs $@ $^
+	rm -f $@ && $(AR) rcs $@ $^
 CTL_SRC += $(wildcard provisioner/ctl_*.c)
 
 SBINS += $(B)/prison-provisioner
