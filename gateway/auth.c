@@ -226,7 +226,8 @@ connect_project(struct gw_conn *c, const struct reg_project *proj)
 	if (ret == -1) {
 		snprintf(c->refusal, sizeof(c->refusal), "prison: %s: %s\r\n",
 		    proj->name, err);
-		log_err("upstream: project=%s developer=%s addr=%s error=\"%s\"",
+		log_err("upstream: project=%s developer=%s addr=%s "
+		    "error=\"%s\"",
 		    proj->name, c->developer, c->addr, err);
 	}
 	free(host);

@@ -17,7 +17,8 @@
 struct prison_config;
 
 /* Algorithms offered on the client-facing side (docs/gateway.md). */
-#define GW_KEX		"curve25519-sha256,curve25519-sha256@libssh.org," \
+#define GW_KEX		"curve25519-sha256," \
+			"curve25519-sha256@libssh.org," \
 			"diffie-hellman-group16-sha512," \
 			"diffie-hellman-group18-sha512"
 #define GW_CIPHERS	"aes128-gcm@openssh.com,aes256-gcm@openssh.com," \
@@ -28,14 +29,15 @@ struct prison_config;
 #define GW_HOSTKEYS	"ssh-ed25519,rsa-sha2-512,rsa-sha2-256"
 #define GW_PUBKEYS	"ssh-ed25519,sk-ssh-ed25519@openssh.com," \
 			"ecdsa-sha2-nistp256,ecdsa-sha2-nistp384," \
-			"ecdsa-sha2-nistp521,sk-ecdsa-sha2-nistp256@openssh.com," \
+			"ecdsa-sha2-nistp521," \
+			"sk-ecdsa-sha2-nistp256@openssh.com," \
 			"rsa-sha2-512,rsa-sha2-256"
 
 /* Our identification string: "SSH-2.0-prison". */
 #define GW_VERSION	"prison"
 
 /* One byte a child writes to the listener's pipe. */
-#define GW_EV_AUTHENTICATED	'A'	/* left the unauthenticated pool */
+#define GW_EV_AUTHENTICATED	'A'	/* no longer pre-auth */
 #define GW_EV_FAILURE		'F'	/* one failed authentication */
 
 /* hostkeys.c: load the key at path, creating it (0600) when missing. */
@@ -50,7 +52,7 @@ struct gw_conn {
 	const struct prison_config *cfg;
 	ssh_session	 srv;		/* client-facing */
 	ssh_session	 up;		/* the project's SSH server */
-	ssh_key		 client_key;	/* ours, to log in upstream */
+	ssh_key		 client_key;	/* logs in upstream */
 	int		 evfd;		/* pipe to the listener */
 	char		 addr[64];	/* client address, for logs */
 	int		 port;
@@ -60,14 +62,14 @@ struct gw_conn {
 	int		 tries;
 	int		 closing;	/* refuse and disconnect */
 	int		 key_ok;	/* key accepted, second factor due */
-	int		 ki_fd;		/* PAM helper for keyboard-interactive */
+	int		 ki_fd;		/* kbd-interactive helper */
 	pid_t		 ki_pid;
 	char		 project[64];
 	char		 developer[64];
 	char		 fp[128];
 	char		 keytype[48];
-	int		 prov_fd;	/* held provisioner connection, or -1 */
-	char		 refusal[1024];	/* shown before disconnecting */
+	int		 prov_fd;	/* held provisioner link or -1 */
+	char		 refusal[1024];	/* shown before closing */
 };
 
 /* session.c */

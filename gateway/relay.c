@@ -60,7 +60,7 @@ struct relay {
 	ssh_event	 ev[2];
 	struct pair	*pairs;
 	int		 broken;
-	int		 nsessions;	/* session channels, for the log */
+	int		 nsessions;	/* session channels */
 	struct ssh_callbacks_struct scb[2];
 	char		 buf[CHUNK];
 };
@@ -491,9 +491,9 @@ open_direct(struct relay *r, ssh_message msg)
 	int oport = ssh_message_channel_request_open_originator_port(msg);
 	char safe[128];
 
-	log_info("session: project=%s developer=%s addr=%s request=direct-tcpip "
-	    "arg=%s:%d", r->c->project, r->c->developer, r->c->addr,
-	    log_safe(safe, sizeof(safe), host), port);
+	log_info("session: project=%s developer=%s addr=%s "
+	    "request=direct-tcpip arg=%s:%d", r->c->project, r->c->developer,
+	    r->c->addr, log_safe(safe, sizeof(safe), host), port);
 	if ((p->ch[UP] = ssh_channel_new(r->s[UP])) == NULL)
 		goto fail;
 	ssh_set_channel_callbacks(p->ch[UP], &p->cb[UP]);

@@ -20,8 +20,9 @@
 #include "xmalloc.h"
 
 /* What an upstream may present; the pin decides which one is right. */
-#define UP_HOSTKEYS	"ssh-ed25519,ecdsa-sha2-nistp256,ecdsa-sha2-nistp384," \
-			"ecdsa-sha2-nistp521,rsa-sha2-512,rsa-sha2-256"
+#define UP_HOSTKEYS	"ssh-ed25519,ecdsa-sha2-nistp256," \
+			"ecdsa-sha2-nistp384,ecdsa-sha2-nistp521," \
+			"rsa-sha2-512,rsa-sha2-256"
 #define KNOWN_HOSTS_MAX	(4 * 1024 * 1024)
 
 /*
