@@ -48,6 +48,7 @@ Subsystem sftp internal-sftp
 LogLevel ERROR
 MaxStartups 200:30:300
 MaxSessions 100
+${GW_SSHD_EXTRA:-}
 EOC
 	/usr/sbin/sshd -f "$d/sshd_config" -E "$d/sshd.log" || return 1
 	on_exit "kill \$(cat '$d/sshd.pid') 2>/dev/null"

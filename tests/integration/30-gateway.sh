@@ -10,6 +10,8 @@ need_cmd sshd ssh ssh-keygen nc python3 sha256sum
 [ -x "$GATEWAY" ] || { echo "needs $GATEWAY (make)"; exit 77; }
 
 setup_tmp
+# Both legs re-key several times during the 200 MiB transfers below.
+GW_SSHD_EXTRA="RekeyLimit 32M"
 gw_env_setup >"$T/setup.log" 2>&1 || { cat "$T/setup.log"; exit 1; }
 gw_start || { cat "$T/gw.log"; exit 1; }
 
@@ -60,10 +62,12 @@ expect_eq "half-close: remote keeps writing after our EOF" \
 # 200 MiB each way.
 head -c 200M /dev/urandom >"$T/big"
 want=$(sha256sum <"$T/big" | cut -d' ' -f1)
-got=$(GW_TIMEOUT=300 gssh alice sha256sum <"$T/big" | cut -d' ' -f1)
-expect_eq "upload: 200 MiB arrive intact" "$want" "$got"
-got=$(GW_TIMEOUT=300 gssh alice "cat $T/big" | sha256sum | cut -d' ' -f1)
-expect_eq "download: 200 MiB arrive intact" "$want" "$got"
+got=$(GW_TIMEOUT=300 gssh alice -o RekeyLimit=32M sha256sum <"$T/big" |
+    cut -d' ' -f1)
+expect_eq "upload: 200 MiB arrive intact (with re-keying)" "$want" "$got"
+got=$(GW_TIMEOUT=300 gssh alice -o RekeyLimit=32M "cat $T/big" |
+    sha256sum | cut -d' ' -f1)
+expect_eq "download: 200 MiB arrive intact (with re-keying)" "$want" "$got"
 rm -f "$T/big"
 
 # env is passed (sshd accepts GWTEST_* in this test).
