@@ -251,6 +251,7 @@ finish(struct gw_conn *c, const struct reg_project *proj, const char *method)
 		return -1;
 	}
 	gw_auth_log(c, "accept", method, c->project, "ok");
+	c->relay = gw_relay_new(c);
 	c->authenticated = 1;
 	tell_listener(c, GW_EV_AUTHENTICATED);
 	return 0;

@@ -15,6 +15,7 @@
 #include <libssh/server.h>
 
 struct prison_config;
+struct relay;
 
 /* Algorithms offered on the client-facing side (docs/gateway.md). */
 #define GW_KEX		"curve25519-sha256," \
@@ -69,6 +70,7 @@ struct gw_conn {
 	char		 fp[128];
 	char		 keytype[48];
 	int		 prov_fd;	/* held provisioner link or -1 */
+	struct relay	*relay;		/* set once authenticated */
 	char		 refusal[1024];	/* shown before closing */
 };
 
@@ -94,7 +96,12 @@ int	gw_upstream_open(struct gw_conn *c, const char *host, int port,
 	    const char *user, const char *pinned, const char *pin_id,
 	    char *err, size_t errlen);
 
-/* relay.c: runs until the client or the upstream goes away. */
-int	gw_relay(struct gw_conn *c);
+/*
+ * relay.c: gw_relay_new() takes over the sessions' callbacks once the
+ * client is in; gw_relay_run() relays until either side goes away and
+ * frees the relay.
+ */
+struct relay	*gw_relay_new(struct gw_conn *c);
+int		 gw_relay_run(struct relay *r);
 
 #endif

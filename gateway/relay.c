@@ -13,6 +13,12 @@
  * inside a callback: it only turns the other session's event loop, never
  * re-enters the session whose callback is running.  A callback of one
  * session only ever writes to the other session.
+ *
+ * XXX Opening a channel towards the client (ssh -R connections, agent
+ * requests) blocks on the client's session inside an upstream callback;
+ * a client request that needs the upstream and arrives in exactly that
+ * window is handled one level deeper.  Should those opens become
+ * asynchronous?
  */
 #include <errno.h>
 #include <poll.h>
@@ -49,6 +55,7 @@ struct pair {
 	int		 got_eof[2], sent_eof[2];
 	int		 got_close[2], sent_close[2];
 	int		 have_status, status, status_sent;
+	int		 busy;		/* a client request awaits its reply */
 	char		*sig, *sigmsg, *siglang;
 	int		 sigcore, have_sig;
 	struct pair	*next;
@@ -62,6 +69,7 @@ struct relay {
 	int		 broken;
 	int		 nsessions;	/* session channels */
 	struct ssh_callbacks_struct scb[2];
+	struct ssh_server_callbacks_struct srvcb;
 	char		 buf[CHUNK];
 };
 
@@ -80,6 +88,19 @@ side_of(struct pair *p, ssh_channel ch)
 }
 
 /*
+ * Nothing may go to a side whose channel is still being opened, nor to
+ * the client while one of its requests waits for libssh to send our
+ * reply: a fast command's output, exit status and CLOSE would overtake
+ * that reply, and clients drop the connection over a reply for a closed
+ * channel.  The main loop lifts "busy" once the reply is queued.
+ */
+static int
+blocked(struct pair *p, int to)
+{
+	return p->ch[to] == NULL || (to == DOWN && p->busy);
+}
+
+/*
  * Move what ch[from] holds to ch[to], as far as to's window allows, then
  * pass on EOF once everything before it went through.
  */
@@ -93,6 +114,8 @@ pump(struct pair *p, int from)
 	    p->sent_eof[to];
 	uint32_t win, want;
 
+	if (blocked(p, to))
+		return;
 	for (s = 0; s < 2; s++) {
 		while (p->carrylen[from][s] > 0 && !discard) {
 			win = ssh_channel_window_size(dst);
@@ -173,7 +196,7 @@ settle(struct pair *p)
 
 	for (from = 0; from < 2; from++) {
 		to = other(from);
-		if (!drained(p, from))
+		if (!drained(p, from) || blocked(p, to))
 			continue;
 		if (from == UP && (p->have_status || p->have_sig) &&
 		    !p->status_sent && !p->sent_close[DOWN]) {
@@ -220,7 +243,8 @@ cb_data(ssh_session session, ssh_channel ch, void *data, uint32_t len,
 	 * from libssh's buffer (one copy less); what the other side's
 	 * window does not take stays there for pump() to read later.
 	 */
-	if (p->carrylen[side][s] == 0 && !p->got_close[to] &&
+	if (p->carrylen[side][s] == 0 && !blocked(p, to) &&
+	    !p->got_close[to] &&
 	    !p->sent_close[to] && !p->sent_eof[to]) {
 		win = ssh_channel_window_size(dst);
 		n = len < win ? len : win;
@@ -311,6 +335,7 @@ cb_pty(ssh_session session, ssh_channel ch, const char *term, int w, int h,
 	 * lets us send any (docs/gateway.md): the guest's sshd applies its
 	 * defaults.
 	 */
+	p->busy = 1;
 	return UPCALL(p->r, ssh_channel_request_pty_size(p->ch[UP], term, w,
 	    h)) == SSH_OK ? 0 : -1;
 }
@@ -341,6 +366,7 @@ cb_shell(ssh_session session, ssh_channel ch, void *ud)
 	struct pair *p = ud;
 
 	log_request(p, "shell", NULL);
+	p->busy = 1;
 	return UPCALL(p->r, ssh_channel_request_shell(p->ch[UP])) == SSH_OK ?
 	    0 : -1;
 }
@@ -351,6 +377,7 @@ cb_exec(ssh_session session, ssh_channel ch, const char *cmd, void *ud)
 	struct pair *p = ud;
 
 	log_request(p, "exec", cmd);
+	p->busy = 1;
 	return UPCALL(p->r, ssh_channel_request_exec(p->ch[UP], cmd)) ==
 	    SSH_OK ? 0 : -1;
 }
@@ -362,6 +389,7 @@ cb_subsystem(ssh_session session, ssh_channel ch, const char *name,
 	struct pair *p = ud;
 
 	log_request(p, "subsystem", name);
+	p->busy = 1;
 	return UPCALL(p->r, ssh_channel_request_subsystem(p->ch[UP], name)) ==
 	    SSH_OK ? 0 : -1;
 }
@@ -372,6 +400,7 @@ cb_env(ssh_session session, ssh_channel ch, const char *name,
 {
 	struct pair *p = ud;
 
+	p->busy = 1;
 	return UPCALL(p->r, ssh_channel_request_env(p->ch[UP], name,
 	    value)) == SSH_OK ? 0 : -1;
 }
@@ -652,24 +681,25 @@ now_s(void)
 	return ts.tv_sec;
 }
 
-int
-gw_relay(struct gw_conn *c)
+/*
+ * Called the moment authentication succeeds, inside libssh's callback:
+ * a client that sends its channel requests right behind its last auth
+ * packet finds them handled, not refused by the auth-phase callbacks.
+ */
+struct relay *
+gw_relay_new(struct gw_conn *c)
 {
 	struct relay *r = xcalloc(1, sizeof(*r));
-	struct ssh_server_callbacks_struct scb;
-	struct pair *p;
-	long next_ka;
-	int side, ka = c->cfg->keepalive_interval, ret = -1;
 
 	r->c = c;
 	r->s[DOWN] = c->srv;
 	r->s[UP] = c->up;
+	ssh_set_blocking(r->s[UP], 0);
 
-	memset(&scb, 0, sizeof(scb));
-	scb.userdata = r;
-	scb.channel_open_request_session_function = cb_open_session;
-	ssh_callbacks_init(&scb);
-	ssh_set_server_callbacks(r->s[DOWN], &scb);
+	r->srvcb.userdata = r;
+	r->srvcb.channel_open_request_session_function = cb_open_session;
+	ssh_callbacks_init(&r->srvcb);
+	ssh_set_server_callbacks(r->s[DOWN], &r->srvcb);
 	ssh_set_message_callback(r->s[DOWN], cb_srv_message, r);
 	ssh_set_message_callback(r->s[UP], cb_up_message, r);
 
@@ -681,6 +711,16 @@ gw_relay(struct gw_conn *c)
 	r->scb[UP].channel_open_request_auth_agent_function = cb_up_agent;
 	ssh_callbacks_init(&r->scb[UP]);
 	ssh_set_callbacks(r->s[UP], &r->scb[UP]);
+	return r;
+}
+
+int
+gw_relay_run(struct relay *r)
+{
+	struct gw_conn *c = r->c;
+	struct pair *p;
+	long next_ka;
+	int side, ka = c->cfg->keepalive_interval, ret = -1;
 
 	for (side = 0; side < 2; side++) {
 		ssh_set_blocking(r->s[side], 0);
@@ -714,6 +754,7 @@ gw_relay(struct gw_conn *c)
 			    !ssh_is_connected(r->s[side]))
 				break;
 		for (p = r->pairs; p != NULL; p = p->next) {
+			p->busy = 0;
 			pump(p, DOWN);
 			pump(p, UP);
 		}

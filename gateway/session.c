@@ -153,7 +153,7 @@ gw_session(const struct prison_config *cfg, ssh_bind bind, int fd,
 			ssh_disconnect(c.srv);
 		goto out;
 	}
-	rc = gw_relay(&c) == 0 ? 0 : 1;
+	rc = gw_relay_run(c.relay) == 0 ? 0 : 1;
  out:
 	if (ev != NULL)
 		ssh_event_free(ev);
