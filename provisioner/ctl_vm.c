@@ -83,10 +83,10 @@ vm_list_cmd(const struct prison_config *cfg, int json)
 		json_decref(reply);
 		return 0;
 	}
-	printf("%-20s %-9s %-15s %-8s %-5s %-8s %9s %s\n", "PROJECT",
+	printf("%-20s %-9s %-15s %-15s %-5s %-8s %9s %s\n", "PROJECT",
 	    "STATE", "ADDRESS", "TAP", "PORT", "PID", "UPTIME", "SESSIONS");
 	json_array_foreach(vms, i, v) {
-		printf("%-20s %-9s %-15s %-8s %-5lld %-8lld ",
+		printf("%-20s %-9s %-15s %-15s %-5lld %-8lld ",
 		    json_string_value(json_object_get(v, "project")),
 		    json_string_value(json_object_get(v, "state")),
 		    json_string_value(json_object_get(v, "address")) ?

@@ -41,11 +41,13 @@
 #include "xmalloc.h"
 
 #define REQUEST_TIMEOUT_MS	10000
+#define MAX_CONNS		1024	/* held sessions included */
 
 static struct prison_config cfg;
 static uid_t gateway_uid = (uid_t)-1;
 static gid_t gateway_gid = (gid_t)-1;
 static volatile sig_atomic_t quit;
+static int conns;		/* connection threads alive */
 
 struct conn {
 	int	fd;
@@ -180,8 +182,8 @@ dispatch(struct conn *c, json_t *req)
 	}
 	log_safe(safe, sizeof(safe), op);
 	if (!allowed(c, op)) {
-		log_warn("refused op=%s from uid=%ld pid=%ld", safe,
-		    (long)c->uid, (long)c->pid);
+		log_warn("refused op=%s from uid=%ld gid=%ld pid=%ld", safe,
+		    (long)c->uid, (long)c->gid, (long)c->pid);
 		reply_err(c, "not allowed for uid %ld", (long)c->uid);
 		return;
 	}
@@ -230,7 +232,10 @@ conn_main(void *arg)
 	char err[256];
 	int r;
 
-	r = proto_recv(c->fd, &req, REQUEST_TIMEOUT_MS, err, sizeof(err));
+	/* Strangers get a short while to say what they wanted: their
+	 * refusal is logged with it. */
+	r = proto_recv(c->fd, &req, c->uid == 0 || is_gateway(c) ?
+	    REQUEST_TIMEOUT_MS : 2000, err, sizeof(err));
 	if (r == -1)
 		log_warn("malformed message from uid=%ld pid=%ld: %s",
 		    (long)c->uid, (long)c->pid, err);
@@ -239,6 +244,7 @@ conn_main(void *arg)
 	json_decref(req);
 	close(c->fd);
 	free(c);
+	__atomic_sub_fetch(&conns, 1, __ATOMIC_SEQ_CST);
 	return NULL;
 }
 
@@ -366,17 +372,18 @@ serve(int lfd)
 			free(c);
 			continue;
 		}
-		if (c->uid != 0 && !is_gateway(c)) {
-			log_warn("refused connection from uid=%ld gid=%ld "
-			    "pid=%ld", (long)c->uid, (long)c->gid,
-			    (long)c->pid);
-			reply_err(c, "not allowed for uid %ld", (long)c->uid);
+		if (conns >= MAX_CONNS) {
+			log_warn("refused connection from uid=%ld pid=%ld: "
+			    "%d connections open", (long)c->uid,
+			    (long)c->pid, MAX_CONNS);
 			close(fd);
 			free(c);
 			continue;
 		}
+		__atomic_add_fetch(&conns, 1, __ATOMIC_SEQ_CST);
 		if (pthread_create(&t, &attr, conn_main, c) != 0) {
 			log_err("cannot start a connection thread");
+			__atomic_sub_fetch(&conns, 1, __ATOMIC_SEQ_CST);
 			close(fd);
 			free(c);
 		}

@@ -74,7 +74,17 @@ start_provisioner() {
 on_exit 'kill $PROV; pc vm cleanup --all'
 # Print the final reply of one request.
 ask() { printf '%s\n' "$1" | socat -t 600 - "UNIX-CONNECT:$SOCK" | tail -n 1; }
-jget() { python3 -c 'import json,sys; print(json.loads(sys.stdin.read() or "{}").get(sys.argv[1]))' "$1"; }
+# jget KEY: a member of the JSON object on stdin ("None" when absent).
+jget() {
+	python3 -c 'import json, sys
+print(json.loads(sys.stdin.read() or "{}").get(sys.argv[1]))' "$1"
+}
+# vmget KEY: a member of the first VM in vm list --json ("none": no VM).
+vmget() {
+	pc vm list --json | python3 -c 'import json, sys
+v = json.load(sys.stdin)
+print(v[0][sys.argv[1]] if v else "none")' "$1"
+}
 qemus() { pgrep -f -- "-name prison:$P( |\$)" | wc -l; }
 check "the provisioner starts" start_provisioner
 check_fails "a second provisioner is refused" in_ns host \
@@ -99,7 +109,8 @@ G=$(echo "$reply" | jget address)
 HK=$(echo "$reply" | jget host_key)
 expect_match "reply has the guest address" '^172\.31\.' "$G"
 expect_eq "reply has the project's host key" \
-    "$(ssh-keygen -y -f "$T/state/vms/$P/ssh_host_ed25519_key" | cut -d' ' -f1-2)" \
+    "$(ssh-keygen -y -f "$T/state/vms/$P/ssh_host_ed25519_key" |
+    cut -d' ' -f1-2)" \
     "$HK"
 expect_eq "reply has dev_user" dev "$(echo "$reply" | jget dev_user)"
 expect_match "vm list shows it running" "^$P +running +$G" "$(pc vm list)"
@@ -127,12 +138,13 @@ expect_eq "metadata with a bad token: 401" 401 "$(gssh alice dev \
     $md/prison)"
 expect_eq "token without a TTL: 400" 400 "$(gssh alice dev \
     curl -s -o /dev/null -w '%{http_code}' -X PUT $md/latest/api/token)"
-project=$(gssh alice dev 'tok=$(curl -s -X PUT -H "X-metadata-token-ttl-seconds: 60" '$md'/latest/api/token); curl -s -H "X-metadata-token: $tok" -H "Accept: application/json" '$md'/prison/project')
+project=$(gssh alice dev 'tok=$(curl -s -X PUT '$md'/latest/api/token \
+    -H "X-metadata-token-ttl-seconds: 60"); curl -s '$md'/prison/project \
+    -H "X-metadata-token: $tok" -H "Accept: application/json"')
 expect_eq "metadata with a token answers" "\"$P\"" "$project"
 
 keys=$(gssh alice dev 'grep -v "^#" ~/.ssh/authorized_keys' | sort)
-HA=$(pc vm list --json | python3 -c \
-    'import json,sys; print(json.load(sys.stdin)[0]["host_address"])')
+HA=$(vmget host_address)
 gw=$(cut -d' ' -f1-2 "$T/etc/gateway_client_ed25519_key.pub")
 want=$( (cut -d' ' -f1-3 "$T/alice.pub"; cut -d' ' -f1-3 "$T/bob.pub"
 	echo "from=\"$HA\" $gw prison-gateway") | sort)
@@ -160,11 +172,11 @@ expect_eq "a revoked key leaves the guest within 60s" yes "$gone"
 check "alice still logs in" gssh alice dev true
 
 # A provisioner killed hard adopts the running VM when it starts again.
-pid=$(pc vm list --json | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["pid"])')
+pid=$(vmget pid)
 kill -9 "$PROV"; wait "$PROV" 2>/dev/null
 check "the provisioner restarts" start_provisioner
 expect_eq "the VM is adopted (same pid)" "$pid" \
-    "$(pc vm list --json | python3 -c 'import json,sys; v=json.load(sys.stdin); print(v[0]["pid"] if v else "none")')"
+    "$(vmget pid)"
 check "the adopted VM is still reachable" gssh alice dev true
 expect_match "ensure answers at once for the adopted VM" '"ok":true' \
     "$(ask "{\"op\":\"ensure\",\"project\":\"$P\"}")"
@@ -174,7 +186,8 @@ check "vm stop" pc vm stop "$P"
 expect_eq "no qemu left" 0 "$(qemus)"
 check_fails "no TAP left" in_ns host ip link show "tap-$P"
 check_fails "no nftables element for the guest left" \
-    sh -c "ip netns exec $NS_PREFIX-host nft list table inet $TABLE | grep -qF '$G'"
+    sh -c "ip netns exec $NS_PREFIX-host nft list table inet $TABLE |
+    grep -qF '$G'"
 expect_eq "vm list is empty" "[]" "$(pc vm list --json | tr -d ' \n')"
 
 # The disk survives: a file written before the stop is still there.
@@ -187,12 +200,10 @@ expect_eq "files written in the guest survive stop and start" \
 req="{\"op\":\"ensure\",\"project\":\"$P\",\"hold\":true}"
 coproc HOLD { exec socat -t 600 - "UNIX-CONNECT:$SOCK" <<<"$req"; }
 sleep 1
-expect_eq "a held ensure counts a session" 1 "$(pc vm list --json |
-    python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["sessions"])')"
+expect_eq "a held ensure counts a session" 1 "$(vmget sessions)"
 kill "${HOLD_PID:-0}" 2>/dev/null; wait "${HOLD_PID:-0}" 2>/dev/null
 sleep 1
-expect_eq "closing it ends the session" 0 "$(pc vm list --json |
-    python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["sessions"])')"
+expect_eq "closing it ends the session" 0 "$(vmget sessions)"
 
 # An unprivileged peer is refused (it may reach the socket, not use it).
 chmod o+x "$T" "$T/run"
@@ -213,6 +224,15 @@ expect_eq "an idle VM is stopped" yes "$idle"
 expect_match "the log says why" "project=$P stopping \(idle\)" \
     "$(cat "$T/provisioner.log")"
 
+# After a provisioner crash, vm cleanup --all works from its records.
+expect_match "ensure boots it once more" '"ok":true' \
+    "$(ask "{\"op\":\"ensure\",\"project\":\"$P\"}")"
+kill -9 "$PROV"; wait "$PROV" 2>/dev/null
+check "vm cleanup --all without a provisioner" pc vm cleanup --all
+expect_eq "cleanup left no qemu" 0 "$(qemus)"
+check_fails "cleanup left no TAP" in_ns host ip link show "tap-$P"
+check_fails "cleanup left no record" test -e "$T/state/vms/$P/state.json"
+check "the provisioner starts after the cleanup" start_provisioner
 check "vm stop --all" pc vm stop --all
 expect_eq "nothing left running" 0 "$(qemus)"
 check "project reset once stopped" pc project reset "$P"
