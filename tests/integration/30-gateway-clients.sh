@@ -37,6 +37,30 @@ expect_eq "sftp put/get" "$sum $sum" \
     "$(rsum "$REMOTE/sf") $(rsum "$T/sf.back" 2>/dev/null)"
 expect_match "sftp ls" "$REMOTE/sf" "$out"
 
+# --- git and rsync over ssh ----------------------------------------
+GSSH="ssh ${SCPOPTS[*]/-P/-p}"
+if command -v git >/dev/null; then
+	git init -q --bare "$REMOTE/repo.git" && chown -R "$DEVUSER" "$REMOTE"
+	mkdir "$T/work" && (cd "$T/work" && git init -q &&
+	    echo hello >f && git add f &&
+	    git -c user.name=t -c user.email=t@t commit -qm one) &&
+	(cd "$T/work" && GIT_SSH_COMMAND="$GSSH" timeout 60 git push -q \
+	    "proja@127.0.0.1:$REMOTE/repo.git" HEAD:refs/heads/main 2>&1)
+	GIT_SSH_COMMAND="$GSSH" timeout 60 git clone -q -b main \
+	    "proja@127.0.0.1:$REMOTE/repo.git" "$T/clone" 2>&1
+	expect_eq "git push and clone over the gateway" hello \
+	    "$(cat "$T/clone/f" 2>/dev/null)"
+else
+	skip "git" "not installed"
+fi
+if command -v rsync >/dev/null; then
+	timeout 60 rsync -a -e "$GSSH" "$T/file" \
+	    "proja@127.0.0.1:$REMOTE/r1" 2>&1
+	expect_eq "rsync -e ssh" "$sum" "$(rsum "$REMOTE/r1" 2>/dev/null)"
+else
+	skip "rsync" "not installed"
+fi
+
 # --- PuTTY ----------------------------------------------------------
 if command -v plink >/dev/null && command -v puttygen >/dev/null; then
 	puttygen "$T/alice" -O private -o "$T/alice.ppk" 2>/dev/null
