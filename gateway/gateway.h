@@ -37,6 +37,9 @@ struct relay;
 /* Our identification string: "SSH-2.0-prison". */
 #define GW_VERSION	"prison"
 
+/* A child's exit status when the login grace time ran out. */
+#define GW_EXIT_GRACE		3
+
 /* One byte a child writes to the listener's pipe. */
 #define GW_EV_AUTHENTICATED	'A'	/* no longer pre-auth */
 #define GW_EV_FAILURE		'F'	/* one failed authentication */

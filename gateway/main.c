@@ -36,6 +36,7 @@ struct child {
 	pid_t	 pid;
 	int	 evfd;
 	int	 authed;
+	int	 port;
 	char	 addr[64];
 };
 
@@ -329,6 +330,7 @@ spawn(const struct prison_config *cfg, ssh_bind b, int lfd, int fd,
 	children[nchildren].pid = pid;
 	children[nchildren].evfd = pfd[0];
 	children[nchildren].authed = 0;
+	children[nchildren].port = port;
 	snprintf(children[nchildren].addr, sizeof(children[0].addr), "%s",
 	    addr);
 	nchildren++;
@@ -357,7 +359,7 @@ child_events(const struct prison_config *cfg, size_t i)
 }
 
 static void
-reap(void)
+reap(const struct prison_config *cfg)
 {
 	size_t i;
 	pid_t pid;
@@ -370,6 +372,14 @@ reap(void)
 			if (WIFSIGNALED(st))
 				log_err("session process %ld killed by signal "
 				    "%d", (long)pid, WTERMSIG(st));
+			if (WIFEXITED(st) &&
+			    WEXITSTATUS(st) == GW_EXIT_GRACE) {
+				log_warn("auth: verdict=timeout method=none "
+				    "project=- developer=- addr=%s port=%d "
+				    "key=- fp=- reason=login-grace-time",
+				    children[i].addr, children[i].port);
+				source_fail(cfg, children[i].addr);
+			}
 			children[i].pid = 0;
 		}
 	}
@@ -459,7 +469,7 @@ main(int argc, char **argv)
 			if (fd != -1)
 				spawn(&cfg, b, lfd, fd, client_key);
 		}
-		reap();
+		reap(&cfg);
 	}
 	log_notice("terminating; %zu session(s) keep running", nchildren);
 	close(lfd);

@@ -21,8 +21,6 @@
 #include "gateway.h"
 #include "log.h"
 
-static struct gw_conn *grace_conn;
-
 void
 gw_tcp_tune(int fd, int keepalive)
 {
@@ -42,11 +40,11 @@ gw_tcp_tune(int fd, int keepalive)
 static void
 on_grace(int sig)
 {
-	/* Only async-signal-safe work: the log line is best effort. */
-	if (grace_conn != NULL)
-		gw_auth_log(grace_conn, "timeout", "none", "-",
-		    "login-grace-time");
-	_exit(2);
+	/*
+	 * Nothing here may take a lock (the signal can land inside malloc
+	 * or syslog), so the listener logs this from the exit status.
+	 */
+	_exit(GW_EXIT_GRACE);
 }
 
 static void
@@ -109,7 +107,6 @@ gw_session(const struct prison_config *cfg, ssh_bind bind, int fd,
 	peer_name(fd, &c);
 	gw_tcp_tune(fd, cfg->keepalive_interval);
 
-	grace_conn = &c;
 	signal(SIGALRM, on_grace);
 	alarm(cfg->login_grace_time);
 
@@ -146,7 +143,6 @@ gw_session(const struct prison_config *cfg, ssh_bind bind, int fd,
 	ssh_event_free(ev);
 	ev = NULL;
 	alarm(0);
-	grace_conn = NULL;
 	gw_kbdint_stop(&c);
 	if (!c.authenticated) {
 		if (c.closing)
