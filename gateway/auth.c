@@ -242,8 +242,12 @@ connect_project(struct gw_conn *c, const struct reg_project *proj)
 static int
 finish(struct gw_conn *c, const struct reg_project *proj, const char *method)
 {
-	/* The login grace timer no longer applies. */
+	/*
+	 * The client is proven: neither the login grace time nor the cap
+	 * on unauthenticated connections applies to a cold start.
+	 */
 	alarm(0);
+	tell_listener(c, GW_EV_AUTHENTICATED);
 	if (connect_project(c, proj) == -1) {
 		gw_auth_log(c, "reject", method, c->project, "upstream");
 		show(c, c->refusal);
@@ -253,7 +257,6 @@ finish(struct gw_conn *c, const struct reg_project *proj, const char *method)
 	gw_auth_log(c, "accept", method, c->project, "ok");
 	c->relay = gw_relay_new(c);
 	c->authenticated = 1;
-	tell_listener(c, GW_EV_AUTHENTICATED);
 	return 0;
 }
 
