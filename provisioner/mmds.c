@@ -333,7 +333,22 @@ struct mmds_server {
 	json_t			*doc;
 	struct mmds_tokens	 tokens;
 	char			 ifname[32];
+	struct in_addr		 peer;
 };
+
+/* Only the guest: not the host's own processes, which reach the
+ * listener through the loopback path. */
+static enum MHD_Result
+on_accept(void *cls, const struct sockaddr *sa, socklen_t len)
+{
+	const struct mmds_server *srv = cls;
+	const struct sockaddr_in *sin = (const struct sockaddr_in *)sa;
+
+	if (sa == NULL || sa->sa_family != AF_INET ||
+	    len < (socklen_t)sizeof(*sin))
+		return MHD_NO;
+	return sin->sin_addr.s_addr == srv->peer.s_addr ? MHD_YES : MHD_NO;
+}
 
 static enum MHD_Result
 reply(struct MHD_Connection *c, unsigned int status, const char *ctype,
@@ -534,13 +549,18 @@ listen_socket(const char *ifname, const char *addr, int port, char *err,
 }
 
 int
-mmds_start(const char *ifname, const char *addr, int port, json_t *doc,
-    struct mmds_server **out, char *err, size_t errlen)
+mmds_start(const char *ifname, const char *addr, int port, const char *peer,
+    json_t *doc, struct mmds_server **out, char *err, size_t errlen)
 {
 	struct mmds_server *srv = xcalloc(1, sizeof(*srv));
 	int fd;
 
 	*out = NULL;
+	if (inet_pton(AF_INET, peer, &srv->peer) != 1) {
+		free(srv);
+		return seterr(err, errlen, "guest address \"%s\" is not an "
+		    "IPv4 address", peer);
+	}
 	if ((fd = listen_socket(ifname, addr, port, err, errlen)) == -1) {
 		free(srv);
 		return -1;
@@ -549,7 +569,7 @@ mmds_start(const char *ifname, const char *addr, int port, json_t *doc,
 	snprintf(srv->ifname, sizeof(srv->ifname), "%s", ifname);
 	srv->doc = json_incref(doc);
 	srv->mhd = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD |
-	    MHD_USE_POLL, 0, NULL, NULL, on_request, srv,
+	    MHD_USE_POLL, 0, on_accept, srv, on_request, srv,
 	    MHD_OPTION_LISTEN_SOCKET, fd,
 	    MHD_OPTION_CONNECTION_LIMIT, (unsigned int)16,
 	    MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)10,

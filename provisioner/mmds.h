@@ -75,10 +75,14 @@ struct mmds_server;
 
 /*
  * Listen on addr:port, bound to device ifname, serving doc (a reference
- * is taken).  Requests to any other device never reach this listener.
+ * is taken) to peer only: the guest's address, which the network layer's
+ * anti-spoofing reserves to that guest.  Requests from other devices
+ * never reach the listener, and connections from any other address (the
+ * host's own processes) are refused at accept.
  */
 int	mmds_start(const char *ifname, const char *addr, int port,
-	    json_t *doc, struct mmds_server **srv, char *err, size_t errlen);
+	    const char *peer, json_t *doc, struct mmds_server **srv,
+	    char *err, size_t errlen);
 /* Replace the document served (a reference is taken). */
 void	mmds_set_doc(struct mmds_server *, json_t *doc);
 void	mmds_stop(struct mmds_server *);

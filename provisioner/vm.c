@@ -299,7 +299,8 @@ publish_doc(struct vm *v, json_t *doc, char *err, size_t errlen)
 	if (v->ops->mmds_update == NULL) {
 		if (v->mmds == NULL)
 			return mmds_start(v->net.tap, v->net.host_ip,
-			    NET_METADATA_PORT, doc, &v->mmds, err, errlen);
+			    NET_METADATA_PORT, v->net.guest_ip, doc,
+			    &v->mmds, err, errlen);
 		mmds_set_doc(v->mmds, doc);
 		return 0;
 	}

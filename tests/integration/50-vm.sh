@@ -5,7 +5,7 @@
 # shared by most checks, because a TCG boot takes tens of seconds.
 . "$(dirname "$0")/../lib.sh"
 need_root
-need_cmd ip nft socat ssh ssh-keygen python3 qemu-system-x86_64
+need_cmd ip nft socat ssh ssh-keygen python3 curl qemu-system-x86_64
 [ -x "$TOP/tests/guest-image.sh" ] || {
 	echo "needs tests/guest-image.sh (the guest image)"; exit 77; }
 images=$("$TOP/tests/guest-image.sh") || {
@@ -145,6 +145,8 @@ expect_eq "metadata with a token answers" "\"$P\"" "$project"
 
 keys=$(gssh alice dev 'grep -v "^#" ~/.ssh/authorized_keys' | sort)
 HA=$(vmget host_address)
+check_fails "the metadata listener answers the guest only, not the host" \
+    in_ns host curl -s -m 5 -o /dev/null "http://$HA/"
 gw=$(cut -d' ' -f1-2 "$T/etc/gateway_client_ed25519_key.pub")
 want=$( (cut -d' ' -f1-3 "$T/alice.pub"; cut -d' ' -f1-3 "$T/bob.pub"
 	echo "from=\"$HA\" $gw prison-gateway") | sort)
