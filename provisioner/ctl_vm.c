@@ -18,6 +18,7 @@
 #include "config.h"
 #include "ctl.h"
 #include "disk.h"
+#include "image.h"
 #include "log.h"
 #include "names.h"
 #include "net.h"
@@ -265,8 +266,9 @@ int
 ctl_project_reset(const struct prison_config *cfg, int argc, char **argv)
 {
 	struct registry *reg = NULL;
-	char err[512];
-	int r;
+	const struct reg_project *p;
+	char err[512], *image = NULL, *rootfs = NULL;
+	int r, created;
 
 	if (argc != 1) {
 		fprintf(stderr, "usage: prisonctl project reset NAME\n");
@@ -276,17 +278,34 @@ ctl_project_reset(const struct prison_config *cfg, int argc, char **argv)
 		return ctl_fail("%s", err);
 	if (registry_load(cfg->registry, &reg, err, sizeof(err)) == -1)
 		return ctl_fail("%s", err);
-	r = registry_project(reg, argv[0]) != NULL;
+	if ((p = registry_project(reg, argv[0])) != NULL)
+		image = xstrdup(p->image != NULL ? p->image :
+		    cfg->default_image);
 	registry_free(reg);
-	if (!r)
+	if (image == NULL)
 		return ctl_fail("unknown project \"%s\"", argv[0]);
-	if ((r = vm_running(cfg, argv[0])) != 0)
+	if ((r = vm_running(cfg, argv[0])) != 0) {
+		free(image);
 		return ctl_fail("%s: the VM %s; stop it first with "
 		    "prisonctl vm stop %s", argv[0], r == 1 ? "is running" :
 		    "state is unknown", argv[0]);
-	if (disk_remove(cfg, argv[0], err, sizeof(err)) == -1)
+	}
+	if (disk_remove(cfg, argv[0], err, sizeof(err)) == -1) {
+		free(image);
 		return ctl_fail("%s", err);
-	printf("%s: disk removed; the next start makes a fresh one from the "
-	    "image\n", argv[0]);
-	return 0;
+	}
+	/* Made afresh now, so a missing image or a full disk shows here
+	 * rather than at the next login. */
+	r = image_paths(cfg, image, NULL, NULL, &rootfs, err, sizeof(err));
+	if (r == 0)
+		r = disk_ensure(cfg, argv[0], rootfs, &created, err,
+		    sizeof(err));
+	if (r == -1)
+		ctl_fail("%s: disk removed, but a new one cannot be made yet "
+		    "(the next start tries again): %s", argv[0], err);
+	else
+		printf("%s: disk re-created from image %s\n", argv[0], image);
+	free(rootfs);
+	free(image);
+	return r == 0 ? 0 : 1;
 }

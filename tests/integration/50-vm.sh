@@ -237,5 +237,14 @@ check_fails "cleanup left no record" test -e "$T/state/vms/$P/state.json"
 check "the provisioner starts after the cleanup" start_provisioner
 check "vm stop --all" pc vm stop --all
 expect_eq "nothing left running" 0 "$(qemus)"
+# The stopped guest's file, read from its disk (journal replayed first).
+persist() {
+	e2fsck -fy "$T/state/disks/$P.ext4" >/dev/null 2>&1
+	debugfs -R "cat /home/dev/persist" "$T/state/disks/$P.ext4" \
+	    2>/dev/null
+}
+expect_eq "the guest's file is on the project disk" kept-across-restarts \
+    "$(persist)"
 check "project reset once stopped" pc project reset "$P"
-check_fails "the disk is gone" test -e "$T/state/disks/$P.ext4"
+check "reset made a new disk" test -s "$T/state/disks/$P.ext4"
+expect_eq "the new disk does not have the guest's file" "" "$(persist)"
