@@ -632,7 +632,27 @@ qemu_alive(const struct vm_handle *h)
 	return r;
 }
 
-/* Wait up to ms for the process to end. */
+/*
+ * Reap a qemu this provisioner started.  Its main thread shows as a
+ * zombie while the other threads still wind down, and only then can it be
+ * reaped, so wait a little; an adopted qemu is not our child (ECHILD).
+ */
+static void
+reap(pid_t pid)
+{
+	struct timespec ts = { 0, 20 * 1000 * 1000 };
+	pid_t r;
+	int i;
+
+	for (i = 0; i < 500; i++) {
+		r = waitpid(pid, NULL, WNOHANG);
+		if (r == pid || (r == -1 && errno != EINTR))
+			return;
+		nanosleep(&ts, NULL);
+	}
+}
+
+/* Wait up to ms for the process to end; a stopped VM leaves no zombie. */
 static int
 wait_gone(const struct vm_handle *h, int ms)
 {
@@ -640,10 +660,13 @@ wait_gone(const struct vm_handle *h, int ms)
 
 	for (; ms > 0; ms -= 50) {
 		if (!qemu_alive(h))
-			return 1;
+			break;
 		nanosleep(&ts, NULL);
 	}
-	return !qemu_alive(h);
+	if (qemu_alive(h))
+		return 0;
+	reap(h->pid);
+	return 1;
 }
 
 static int
@@ -653,8 +676,10 @@ qemu_stop(const struct prison_config *cfg, struct vm_handle *h,
 	char why[256];
 	int fd;
 
-	if (!qemu_alive(h))
+	if (!qemu_alive(h)) {
+		reap(h->pid);
 		return 0;
+	}
 	/* The ACPI power button: the guest shuts down cleanly. */
 	if ((fd = qmp_open(h->api_socket, why, sizeof(why))) != -1) {
 		qmp_exec(fd, "system_powerdown", NULL, why, sizeof(why));

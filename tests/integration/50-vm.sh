@@ -213,10 +213,17 @@ expect_match "non-root, non-gateway peers are refused" "not allowed" \
     "$(printf '{"op":"list"}\n' | setpriv --reuid nobody --regid nogroup \
     --clear-groups socat -t 5 - "UNIX-CONNECT:$SOCK")"
 
+# The VM this provisioner booted is its child: a stop leaves no zombie.
+zombies() { ps --ppid "$PROV" -o stat= | grep -c '^Z'; }
+check "vm stop of a VM booted by this provisioner" pc vm stop "$P"
+expect_eq "no zombie qemu left" 0 "$(zombies)"
+
 # Idle stop: without sessions for idle_timeout seconds the VM stops.
 kill "$PROV"; wait "$PROV" 2>/dev/null
 conf_set provisioner idle_timeout 3
 check "the provisioner restarts with idle_timeout = 3" start_provisioner
+expect_match "ensure boots it for the idle test" '"ok":true' \
+    "$(ask "{\"op\":\"ensure\",\"project\":\"$P\"}")"
 idle=no
 for _ in $(seq 60); do
 	[ "$(qemus)" = 0 ] && { idle=yes; break; }
@@ -225,6 +232,7 @@ done
 expect_eq "an idle VM is stopped" yes "$idle"
 expect_match "the log says why" "project=$P stopping \(idle\)" \
     "$(cat "$T/provisioner.log")"
+expect_eq "no zombie after the idle stop" 0 "$(zombies)"
 
 # After a provisioner crash, vm cleanup --all works from its records.
 expect_match "ensure boots it once more" '"ok":true' \
