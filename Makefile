@@ -80,7 +80,10 @@ deps:
 	DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
 		$(DEB_BUILD) $(DEB_RUN) $(DEB_TEST)
 
-check: all $(UNIT_TESTS)
+# Everything the tests run, built without running them.
+tests: all $(UNIT_TESTS)
+
+check: tests
 	@tests/run
 
 # New inputs go to build/fuzz/corpus-NAME; tests/fuzz/corpus/NAME holds
@@ -118,5 +121,5 @@ demo-stop:
 clean:
 	rm -rf $(B)
 
-.PHONY: all deps check fuzz install clean demo demo-stop
+.PHONY: all deps tests check fuzz install clean demo demo-stop
 .SECONDARY:

@@ -144,40 +144,92 @@ proto_recv(int fd, json_t **msg, int timeout_ms, char *err, size_t errlen)
 	return ret;
 }
 
-int
-proto_call(const char *path, json_t *req, json_t **reply,
+/*
+ * Send req on fd and read until the final reply (one carrying "ok"),
+ * passing progress lines to progress.  A peer the provisioner refuses is
+ * told why before its request is read, so a failed send still looks for
+ * that reply.
+ */
+static int
+exchange(int fd, json_t *req, json_t **reply,
     void (*progress)(const char *, void *), void *arg, int timeout_ms,
     char *err, size_t errlen)
 {
 	json_t *msg = NULL;
-	int fd, r;
+	const char *s;
+	int r;
 
 	*reply = NULL;
-	if ((fd = proto_connect(path, err, errlen)) == -1)
+	if (proto_send(fd, req, err, errlen) == -1) {
+		if (proto_recv(fd, &msg, 1000, NULL, 0) == 0 &&
+		    json_object_get(msg, "ok") != NULL) {
+			*reply = msg;
+			return 0;
+		}
+		json_decref(msg);
 		return -1;
-	if (proto_send(fd, req, err, errlen) == -1)
-		goto fail;
+	}
 	for (;;) {
 		r = proto_recv(fd, &msg, timeout_ms, err, errlen);
 		if (r == 1)
 			seterr(err, errlen, "the provisioner closed the "
 			    "connection without replying");
 		if (r != 0)
-			goto fail;
+			return -1;
 		if (json_object_get(msg, "ok") != NULL)
 			break;
-		if (progress != NULL && json_is_string(json_object_get(msg,
-		    "progress")))
-			progress(json_string_value(json_object_get(msg,
-			    "progress")), arg);
+		s = json_string_value(json_object_get(msg, "progress"));
+		if (progress != NULL && s != NULL)
+			progress(s, arg);
 		json_decref(msg);
 	}
-	close(fd);
 	*reply = msg;
 	return 0;
- fail:
+}
+
+int
+proto_call(const char *path, json_t *req, json_t **reply,
+    void (*progress)(const char *, void *), void *arg, int timeout_ms,
+    char *err, size_t errlen)
+{
+	int fd, r;
+
+	*reply = NULL;
+	if ((fd = proto_connect(path, err, errlen)) == -1)
+		return -1;
+	r = exchange(fd, req, reply, progress, arg, timeout_ms, err, errlen);
 	close(fd);
-	return -1;
+	return r;
+}
+
+int
+proto_ensure_hold(const char *path, const char *project,
+    void (*progress)(const char *, void *), void *arg, int timeout_ms,
+    json_t **reply, int *holdfd, char *err, size_t errlen)
+{
+	json_t *req = NULL;
+	int fd, r = -1;
+
+	*reply = NULL;
+	*holdfd = -1;
+	if ((fd = proto_connect(path, err, errlen)) == -1)
+		return -1;
+	req = json_pack("{s:s, s:s, s:b}", "op", "ensure", "project",
+	    project, "hold", 1);
+	if (req == NULL) {
+		seterr(err, errlen, "cannot encode the ensure request");
+		goto out;
+	}
+	r = exchange(fd, req, reply, progress, arg, timeout_ms, err, errlen);
+	if (r == 0 && json_is_true(json_object_get(*reply, "ok"))) {
+		*holdfd = fd;
+		fd = -1;
+	}
+ out:
+	json_decref(req);
+	if (fd != -1)
+		close(fd);
+	return r;
 }
 
 int

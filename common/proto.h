@@ -45,6 +45,15 @@ int	proto_recv(int fd, json_t **msg, int timeout_ms, char *err,
 int	proto_call(const char *path, json_t *req, json_t **reply,
 	    void (*progress)(const char *, void *), void *arg, int timeout_ms,
 	    char *err, size_t errlen);
+/*
+ * ensure with hold: returns 0 once a final reply arrived (*reply, with
+ * "ok" true or false), -1 with err filled when none did.  When ok, *holdfd
+ * is the open connection, counted as one session of the project until it
+ * is closed; otherwise *holdfd is -1.
+ */
+int	proto_ensure_hold(const char *path, const char *project,
+	    void (*progress)(const char *, void *), void *arg, int timeout_ms,
+	    json_t **reply, int *holdfd, char *err, size_t errlen);
 int	proto_peer(int fd, uid_t *uid, gid_t *gid, pid_t *pid);
 
 #endif

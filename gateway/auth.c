@@ -137,34 +137,17 @@ static int
 provision(struct gw_conn *c, char **addr, int *port, char **hostkey,
     char **user, char *err, size_t errlen)
 {
-	json_t *req = NULL, *msg = NULL;
+	json_t *msg = NULL;
 	char why[512];
-	int fd = -1, ret = -1, r;
+	int fd = -1, ret = -1;
 
-	if ((fd = proto_connect(c->cfg->provisioner_socket, err, errlen)) ==
-	    -1)
-		return -1;
-	req = json_pack("{s:s, s:s, s:b}", "op", "ensure", "project",
-	    c->project, "hold", 1);
-	if (req == NULL || proto_send(fd, req, err, errlen) == -1)
+	if (proto_ensure_hold(c->cfg->provisioner_socket, c->project,
+	    on_progress, c, (c->cfg->boot_timeout + 60) * 1000, &msg, &fd,
+	    why, sizeof(why)) == -1) {
+		seterr(err, errlen, "provisioner: %s", why);
 		goto out;
-	for (;;) {
-		r = proto_recv(fd, &msg, (c->cfg->boot_timeout + 60) * 1000,
-		    why, sizeof(why));
-		if (r != 0) {
-			seterr(err, errlen, "provisioner: %s", r == 1 ?
-			    "closed the connection" : why);
-			goto out;
-		}
-		if (json_object_get(msg, "ok") != NULL)
-			break;
-		if (json_is_string(json_object_get(msg, "progress")))
-			on_progress(json_string_value(json_object_get(msg,
-			    "progress")), c);
-		json_decref(msg);
-		msg = NULL;
 	}
-	if (!json_is_true(json_object_get(msg, "ok"))) {
+	if (fd == -1) {
 		const char *e = json_string_value(json_object_get(msg,
 		    "error"));
 
@@ -191,7 +174,6 @@ provision(struct gw_conn *c, char **addr, int *port, char **hostkey,
  out:
 	if (fd != -1)
 		close(fd);
-	json_decref(req);
 	json_decref(msg);
 	return ret;
 }

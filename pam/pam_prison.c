@@ -368,54 +368,25 @@ ensure_hold(struct ctx *c, pam_handle_t *pamh, char *stage, size_t stagelen,
     char *err, size_t errlen)
 {
 	struct progress_arg pa = { pamh, c->o.debug };
-	json_t *req = NULL, *msg = NULL;
+	json_t *reply = NULL;
 	const char *s;
-	int fd = -1, r, timeout_ms;
+	int fd = -1;
 
+	/* No final reply at all: the provisioner could not be talked to. */
 	snprintf(stage, stagelen, "connect");
-	timeout_ms = (c->cfg.boot_timeout + 60) * 1000;
-	if ((fd = proto_connect(c->cfg.provisioner_socket, err, errlen)) == -1)
-		goto fail;
-	req = json_pack("{s:s, s:s, s:b}", "op", "ensure", "project",
-	    c->project, "hold", 1);
-	if (req == NULL) {
-		seterr(err, errlen, "cannot build the request");
-		goto fail;
-	}
-	snprintf(stage, stagelen, "request");
-	if (proto_send(fd, req, err, errlen) == -1)
-		goto fail;
-	for (;;) {
-		r = proto_recv(fd, &msg, timeout_ms, err, errlen);
-		if (r == 1)
-			seterr(err, errlen, "the provisioner closed the "
-			    "connection without replying");
-		if (r != 0)
-			goto fail;
-		if (json_object_get(msg, "ok") != NULL)
-			break;
-		if ((s = json_string_value(json_object_get(msg,
-		    "progress"))) != NULL)
-			progress_cb(s, &pa);
-		json_decref(msg);
-		msg = NULL;
-	}
-	if (!json_is_true(json_object_get(msg, "ok"))) {
-		s = json_string_value(json_object_get(msg, "stage"));
+	if (proto_ensure_hold(c->cfg.provisioner_socket, c->project,
+	    progress_cb, &pa, (c->cfg.boot_timeout + 60) * 1000, &reply, &fd,
+	    err, errlen) == -1)
+		goto out;
+	if (fd == -1) {
+		s = json_string_value(json_object_get(reply, "stage"));
 		log_safe(stage, stagelen, s != NULL ? s : "unknown");
-		s = json_string_value(json_object_get(msg, "error"));
+		s = json_string_value(json_object_get(reply, "error"));
 		seterr(err, errlen, "%s", s != NULL ? s : "ensure failed");
-		goto fail;
 	}
-	json_decref(req);
-	json_decref(msg);
+ out:
+	json_decref(reply);
 	return fd;
- fail:
-	json_decref(req);
-	json_decref(msg);
-	if (fd != -1)
-		close(fd);
-	return -1;
 }
 
 PAM_EXTERN int

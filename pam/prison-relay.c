@@ -216,39 +216,15 @@ static int
 ensure_vm(const struct prison_config *cfg, const char *project,
     struct target *t, char *err, size_t errlen)
 {
-	json_t *req = NULL, *msg = NULL;
+	json_t *msg = NULL;
 	const char *addr, *key, *user, *s;
 	int fd = -1, r, ret = -1;
 
-	if ((fd = proto_connect(cfg->provisioner_socket, err, errlen)) == -1)
+	if (proto_ensure_hold(cfg->provisioner_socket, project, progress,
+	    NULL, (cfg->boot_timeout + 60) * 1000, &msg, &fd, err,
+	    errlen) == -1)
 		goto out;
-	req = json_pack("{s:s, s:s, s:b}", "op", "ensure", "project", project,
-	    "hold", 1);
-	if (req == NULL || proto_send(fd, req, err, errlen) == -1) {
-		/* A refused peer is told why before its request is read. */
-		if (proto_recv(fd, &msg, 1000, NULL, 0) == 0 &&
-		    (s = json_string_value(json_object_get(msg, "error"))) !=
-		    NULL)
-			seterr(err, errlen, "the provisioner refused: %s", s);
-		goto out;
-	}
-	for (;;) {
-		r = proto_recv(fd, &msg, (cfg->boot_timeout + 60) * 1000,
-		    err, errlen);
-		if (r == 1)
-			seterr(err, errlen, "the provisioner closed the "
-			    "connection (is this account allowed to ask?)");
-		if (r != 0)
-			goto out;
-		if (json_object_get(msg, "ok") != NULL)
-			break;
-		if ((s = json_string_value(json_object_get(msg,
-		    "progress"))) != NULL)
-			progress(s, NULL);
-		json_decref(msg);
-		msg = NULL;
-	}
-	if (!json_is_true(json_object_get(msg, "ok"))) {
+	if (fd == -1) {
 		s = json_string_value(json_object_get(msg, "error"));
 		addr = json_string_value(json_object_get(msg, "stage"));
 		if (addr == NULL)
@@ -278,7 +254,6 @@ ensure_vm(const struct prison_config *cfg, const char *project,
 	fd = -1;
 	ret = 0;
  out:
-	json_decref(req);
 	json_decref(msg);
 	if (fd != -1)
 		close(fd);
