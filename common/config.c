@@ -69,7 +69,7 @@ static const struct ckey ckeys[] = {
 	S("provisioner", "vmm_user", vmm_user, "prison-vm"),
 	S("provisioner", "default_image", default_image, "debian"),
 	I("provisioner", "default_vcpus", default_vcpus, "1", 1, 64),
-	I("provisioner", "default_mem_mib", default_mem_mib, "1024", 128,
+	I("provisioner", "default_mem_mib", default_mem_mib, "1024", 256,
 	    1048576),
 	I("provisioner", "disk_size_mib", disk_size_mib, "4096", 512,
 	    16777216),

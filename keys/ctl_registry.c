@@ -617,6 +617,12 @@ parse_projopts(const struct prison_config *cfg, int argc, char **argv,
 			if (o->port != 0 && o->port == o->listen_port)
 				return ctl_fail("--ssh-port %d is the "
 				    "gateway's own port", o->port);
+			/* The DNAT takes the port on every host address:
+			 * below 1024 it would hide the host's own sshd. */
+			if (o->port != 0 && o->port < 1024)
+				return ctl_fail("--ssh-port %d: direct ports "
+				    "must be 1024 or above (ports below belong "
+				    "to the host's own services)", o->port);
 		} else if (strcmp(opt, "--vcpus") == 0) {
 			o->has_vcpus = 1;
 			if (parse_num("--vcpus", v, 1, REG_MAX_VCPUS,

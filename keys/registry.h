@@ -13,7 +13,7 @@
 
 /* Accepted ranges for per-project resources (0 = configured default). */
 #define REG_MAX_VCPUS		64
-#define REG_MIN_MEM_MIB		64
+#define REG_MIN_MEM_MIB		256	/* less cannot boot the default image */
 #define REG_MAX_MEM_MIB		(1024 * 1024)
 
 struct json_t;

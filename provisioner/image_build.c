@@ -30,13 +30,13 @@
 static const char *deb_packages[] = {
 	"openssh-server", "sudo", "git", "curl", "ca-certificates",
 	"systemd-sysv", "linux-image-amd64", "initramfs-tools", "zstd",
-	"libcurl4", "libjansson4", "iproute2", "passwd", NULL
+	"libcurl4", "libjansson4", "iproute2", "passwd", "acpid", NULL
 };
 static const char *el_packages[] = {
 	"systemd", "openssh-server", "sudo", "git-core", "curl",
 	"ca-certificates", "kernel-core", "dracut", "libcurl", "jansson",
 	"iproute", "passwd", "shadow-utils", "util-linux", "e2fsprogs",
-	"dnf", NULL
+	"dnf", "acpid", NULL
 };
 
 /*

@@ -508,6 +508,10 @@ qemu_start(const struct prison_config *cfg, const struct vm_spec *spec,
 	argv_add(argv, &argc, OWN(xasprintf("%d", spec->vcpus)));
 	argv_add(argv, &argc, "-nodefaults");
 	argv_add(argv, &argc, "-no-user-config");
+	/* A guest that reboots ends the VM: a boot loop fails the ensure at
+	 * once (stage boot) instead of spinning until boot_timeout, and the
+	 * next login boots it afresh. */
+	argv_add(argv, &argc, "-no-reboot");
 	argv_add(argv, &argc, "-display");
 	argv_add(argv, &argc, "none");
 	argv_add(argv, &argc, "-kernel");

@@ -25,6 +25,19 @@ for u in prison-guest.service prison-guest-bootstrap.service; do
 done
 ln -sf ../prison-guest-refresh.timer \
     "$sys/timers.target.wants/prison-guest-refresh.timer"
+# The ACPI power button (qemu's system_powerdown) shuts the guest down
+# cleanly, so a stopped VM's disk is consistent.  acpid runs from boot,
+# not on demand, and turns the button into a poweroff.
+for d in "$root/usr/lib/systemd/system" "$root/lib/systemd/system"; do
+	if [ -e "$d/acpid.service" ]; then
+		ln -sf "${d#"$root"}/acpid.service" \
+		    "$sys/multi-user.target.wants/acpid.service"
+		break
+	fi
+done
+mkdir -p "$root/etc/acpi/events"
+printf 'event=button[ /]power\naction=/bin/systemctl poweroff\n' \
+    >"$root/etc/acpi/events/prison-power-button"
 mkdir -p "$root/etc/prison" "$root/var/lib/prison-guest"
 # Login shells get the project's settings (written by the agent).
 mkdir -p "$root/etc/profile.d"

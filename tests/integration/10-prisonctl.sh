@@ -189,9 +189,12 @@ fails "port 0 on add" 'not a number from 1 to 65535' project add p1 \
     --ssh-port 0
 fails "port 65536" 'from 1 to 65535' project add p1 --ssh-port 65536
 fails "port not a number" 'not a number' project add p1 --ssh-port 22x
+fails "privileged port" '1024 or above' project add p1 \
+    --ssh-port 443
 fails "vcpus 0" 'vcpus' project add p1 --vcpus 0
 fails "vcpus 65" 'vcpus' project add p1 --vcpus 65
 fails "mem too small" 'mem-mib' project add p1 --mem-mib 16
+fails "mem below what boots" 'mem-mib' project add p1 --mem-mib 255
 fails "bad dev-user" 'dev-user' project add p1 --dev-user 'Bad'
 fails "dev-user root" 'system account' project add p1 --dev-user root
 fails "unknown member" 'no user "ghost"' project add p1 --member ghost
