@@ -136,7 +136,12 @@ dev_ssh bob proja true 2>/dev/null
 expect_eq "non-member bob is refused" 255 $?
 
 # ---- stop, and the next login boots it again with the files ---------
+t0=$(date +%s)
 check "prisonctl vm stop proja" $PRISONCTL vm stop proja
+echo "# vm stop took $(( $(date +%s) - t0 ))s"
+# The power button, not a kill: the guest shut down on its own.
+expect_match "the guest powered itself off cleanly" "reboot: Power down" \
+    "$(tail -n 5 "$T/state/vms/proja/console.log")"
 check_fails "no qemu left for proja" pgrep -u "$vmuser" -f "qemu-system.*prison:proja"
 out=$(dev_ssh alice proja 'cat ~/keep.txt')
 expect_eq "after a stop the next login boots it again, file intact" \
