@@ -14,6 +14,12 @@ int	ctl_keys(const struct prison_config *, int argc, char **argv);
 int	ctl_net(const struct prison_config *, int argc, char **argv);
 int	ctl_vm(const struct prison_config *, int argc, char **argv);
 int	ctl_project_reset(const struct prison_config *, int argc, char **argv);
+/*
+ * After a project left the registry: its disk and VM directory are moved
+ * aside (kept, never inherited by a new project of the same name) and its
+ * addresses released.  Returns the exit status.
+ */
+int	ctl_project_retire(const struct prison_config *, const char *project);
 int	ctl_image(const struct prison_config *, int argc, char **argv);
 int	ctl_doctor(const struct prison_config *, int argc, char **argv);
 int	ctl_gateway_key(const struct prison_config *, int argc, char **argv);

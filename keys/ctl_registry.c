@@ -25,7 +25,7 @@
 #include "registry.h"
 #include "xmalloc.h"
 
-#define REFRESH_TIMEOUT_MS	5000
+#define REFRESH_TIMEOUT_MS	60000	/* a deleted project's VM is stopped */
 
 /* authorized_keys options in front of every line `keys authorized` prints */
 #define AUTHORIZED_OPTIONS	"restrict,pty"
@@ -925,6 +925,8 @@ ctl_project(const struct prison_config *cfg, int argc, char **argv)
 	projopts_free(&o);
 	if (r == 0)
 		notify(cfg, c.name);
+	if (r == 0 && fn == fn_project_del)
+		r = ctl_project_retire(cfg, c.name);
 	return r;
  usage:
 	return ctl_fail("usage: project add|set NAME [OPTIONS]; project "

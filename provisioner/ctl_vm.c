@@ -4,6 +4,7 @@
  * provisioner; cleanup also works when it is down, acting on the records
  * it left in vm_dir.
  */
+#include <sys/stat.h>
 #include <sys/types.h>
 
 #include <dirent.h>
@@ -11,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <jansson.h>
@@ -18,6 +20,7 @@
 #include "config.h"
 #include "ctl.h"
 #include "disk.h"
+#include "fileio.h"
 #include "image.h"
 #include "log.h"
 #include "names.h"
@@ -308,4 +311,73 @@ ctl_project_reset(const struct prison_config *cfg, int argc, char **argv)
 	free(rootfs);
 	free(image);
 	return r == 0 ? 0 : 1;
+}
+
+/* Move path to DIR/deleted/LEAF.STAMP[SUFFIX]; absent is not an error. */
+static int
+set_aside(const char *path, const char *dir, const char *leaf,
+    const char *stamp, const char *suffix, char **to, char *err,
+    size_t errlen)
+{
+	char *aside = xasprintf("%s/deleted", dir);
+	int ret = -1;
+
+	*to = NULL;
+	if (access(path, F_OK) == -1) {
+		ret = 0;
+		goto out;
+	}
+	if (mkdir_p(aside, 0700, err, errlen) == -1)
+		goto out;
+	*to = xasprintf("%s/%s.%s%s", aside, leaf, stamp, suffix);
+	if (rename(path, *to) == -1) {
+		seterr(err, errlen, "%s: cannot move aside: %s", path,
+		    strerror(errno));
+		free(*to);
+		*to = NULL;
+		goto out;
+	}
+	ret = 0;
+ out:
+	free(aside);
+	return ret;
+}
+
+int
+ctl_project_retire(const struct prison_config *cfg, const char *project)
+{
+	char err[512], stamp[32], *disk = NULL, *vmdir = NULL, *to = NULL;
+	time_t now = time(NULL);
+	int ret = 1, running;
+
+	/* The provisioner stops a deleted project's VM when told of the
+	 * deletion; one still running means it was not told.  Its files
+	 * are set aside all the same (the VM keeps the open disk). */
+	running = vm_running(cfg, project) == 1;
+	if (running)
+		fprintf(stderr, "prisonctl: warning: %s's VM still runs; "
+		    "stop it with prisonctl vm cleanup --all\n", project);
+	strftime(stamp, sizeof(stamp), "%Y%m%d-%H%M%S", gmtime(&now));
+	disk = disk_path(cfg, project);
+	if (set_aside(disk, cfg->disk_dir, project, stamp, ".ext4", &to, err,
+	    sizeof(err)) == -1)
+		goto out;
+	if (to != NULL)
+		printf("%s: disk kept as %s (delete it to free the space)\n",
+		    project, to);
+	free(to);
+	vmdir = xasprintf("%s/%s", cfg->vm_dir, project);
+	if (set_aside(vmdir, cfg->vm_dir, project, stamp, "", &to, err,
+	    sizeof(err)) == -1)
+		goto out;
+	if (!running && net_release(cfg, project, err, sizeof(err)) == -1)
+		goto out;
+	ret = 0;
+ out:
+	if (ret != 0)
+		ctl_fail("%s: deleted from the registry, but %s", project, err);
+	free(to);
+	free(vmdir);
+	free(disk);
+	return ret;
 }

@@ -836,10 +836,16 @@ vm_refresh(const char *project, char *err, size_t errlen)
 		if (v->state != VM_RUNNING || (project != NULL &&
 		    strcmp(project, v->name) != 0))
 			continue;
-		/* A project deleted from the registry keeps no keys. */
+		/*
+		 * A project deleted from the registry keeps no VM.  Only
+		 * when named: a registry that vanished as a whole must not
+		 * stop every VM.
+		 */
 		if (registry_project(reg, v->name) == NULL) {
 			log_notice("project=%s gone from the registry",
 			    v->name);
+			if (project != NULL)
+				stop_locked(v, "deleted from the registry");
 			continue;
 		}
 		if ((doc = build_doc(reg, v->name, v->net.host_ip, NULL, why,

@@ -160,6 +160,18 @@ expect_eq "projb's guest cannot reach the gateway on the host" blocked "$out"
 out=$(dev_ssh alice projb 'test -e ~/keep.txt && echo shared || echo own')
 expect_eq "projb has its own disk" own "$out"
 
+# ---- deleting a project: its VM stops, its data is set aside ---------
+dev_ssh bob projb 'echo bob-secret >~/secret; sync'
+check "project del projb while its VM runs" $PRISONCTL project del projb
+check_fails "projb's VM is stopped" \
+    pgrep -u "$vmuser" -f "qemu-system.*prison:projb"
+check "projb's disk is kept aside, not deleted" \
+    ls "$T"/state/disks/deleted/projb.*.ext4
+$PRISONCTL project add projb --member alice >/dev/null
+out=$(dev_ssh alice projb 'cat ~/secret 2>/dev/null || echo fresh')
+expect_eq "a new project of the same name does not inherit the data" \
+    fresh "$out"
+
 # ---- stop everything; nothing left behind ---------------------------
 check "prisonctl vm stop --all" $PRISONCTL vm stop --all
 check_fails "no qemu processes left" pgrep -u "$vmuser" -f qemu-system
