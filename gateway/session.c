@@ -25,6 +25,7 @@ void
 gw_tcp_tune(int fd, int keepalive)
 {
 	int one = 1, cnt = 3;
+	unsigned int user_timeout;
 
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	if (keepalive <= 0)
@@ -35,6 +36,16 @@ gw_tcp_tune(int fd, int keepalive)
 	setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &keepalive,
 	    sizeof(keepalive));
 	setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof(cnt));
+	/*
+	 * Keepalive probes only run on an idle connection.  A peer that
+	 * vanished with our data unacknowledged (a stopped VM whose TAP is
+	 * gone) would otherwise keep the session for the ~15 minutes of
+	 * TCP retransmission; the relay's periodic messages make sure there
+	 * is always such data to time out on.
+	 */
+	user_timeout = (unsigned int)keepalive * (unsigned int)cnt * 1000;
+	setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &user_timeout,
+	    sizeof(user_timeout));
 }
 
 static void

@@ -103,6 +103,12 @@ wait $ppid
 took=$(( $(date +%s) - start ))
 check "login grace time: idle connection dropped (${took}s)" \
     [ "$took" -ge 2 -a "$took" -le 10 ]
+# The listener logs it when it reaps the child, just after the client
+# saw the connection close.
+for _ in $(seq 30); do
+	grep -q 'verdict=timeout .*reason=login-grace-time' "$T/gw.log" && break
+	sleep 0.1
+done
 expect_match "login grace time: logged" 'verdict=timeout .*reason=login-grace-time' \
     "$(cat "$T/gw.log")"
 
