@@ -76,3 +76,15 @@ ns_add() {
 }
 # in_ns NAME COMMAND...
 in_ns() { local n=$1; shift; ip netns exec "$NS_PREFIX-$n" "$@"; }
+
+# sshd runs an AuthorizedKeysCommand only from a path whose every
+# directory is root-owned and writable by nobody else; a checkout under
+# /tmp is not.  Copies PROGRAM somewhere that is and sets SAFE_COPY to it.
+sshd_safe_copy() {
+	local d
+	d=$(mktemp -d /run/prison-test-bin.XXXXXX) || return 1
+	chmod 0755 "$d"
+	on_exit "rm -rf '$d'"
+	install -m 0755 "$1" "$d/" || return 1
+	SAFE_COPY=$d/$(basename "$1")
+}

@@ -144,6 +144,7 @@ chgrp "$grp" "$T/run/provisioner.sock"
 chmod 0660 "$T/run/provisioner.sock"
 
 # The door: a copy of sshd whose name is its PAM service name.
+sshd_safe_copy "$PRISONCTL" || exit 1
 svc=prison-door-$$
 mkdir -m 0755 "$T/sbin" "$T/door"
 cp /usr/sbin/sshd "$T/sbin/$svc"
@@ -171,7 +172,7 @@ StrictModes no
 LogLevel VERBOSE
 Subsystem sftp internal-sftp
 EOF
-sed -e "s|/usr/local/bin/prisonctl|$PRISONCTL -c $T/prison.conf|" \
+sed -e "s|/usr/local/bin/prisonctl|$SAFE_COPY -c $T/prison.conf|" \
     -e "s|/usr/local/libexec/prison/prison-relay|$T/bin/prison-relay|" \
     -e "s|AuthorizedKeysFile none|AuthorizedKeysFile $T/door/keys/%u|" \
     -e "s|AuthorizedKeysCommandUser prison|AuthorizedKeysCommandUser root|" \

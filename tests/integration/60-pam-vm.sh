@@ -100,6 +100,7 @@ chgrp "$grp" "$T/etc" "$T/etc/gateway_client_ed25519_key"
 chmod 0750 "$T/etc"
 chmod 0640 "$T/etc/gateway_client_ed25519_key"
 
+sshd_safe_copy "$PRISONCTL" || exit 1
 svc=prison-door-$$
 mkdir -m 0755 "$T/sbin"
 cp /usr/sbin/sshd "$T/sbin/$svc"
@@ -117,7 +118,7 @@ on_exit "rm -f '/etc/pam.d/$svc'"
 	printf 'Port 2200\nListenAddress 127.0.0.1\nHostKey %s\n' \
 	    "$T/door/host"
 	printf 'PidFile %s\nUsePAM yes\nStrictModes no\n' "$T/door/pid"
-	sed -e "s|/usr/local/bin/prisonctl|$PRISONCTL -c $T/prison.conf|" \
+	sed -e "s|/usr/local/bin/prisonctl|$SAFE_COPY -c $T/prison.conf|" \
 	    -e "s|/usr/local/libexec/prison/prison-relay|$T/bin/prison-relay|" \
 	    -e "s|CommandUser prison|CommandUser root|" \
 	    -e "s|prison-projects|$pgrp|" \
