@@ -79,6 +79,10 @@ main(int argc, char **argv)
 	int ch, r;
 
 	log_init("prisonctl", 1);
+	if (argc > 1 && strcmp(argv[1], "--help") == 0) {
+		usage(stdout);
+		return 0;
+	}
 	while ((ch = getopt(argc, argv, "+c:h")) != -1) {
 		switch (ch) {
 		case 'c':
