@@ -17,7 +17,10 @@ CC      ?= cc
 CFLAGS  ?= -O2 -g
 PKGS    := libssh jansson libnl-route-3.0 libnftables libcurl libsodium \
            libmicrohttpd inih libsystemd libseccomp libnetfilter_conntrack
-PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+# pkg-config is asked on first use, not when make reads this file, so that
+# "make deps check" on a bare machine sees the libraries deps just installed.
+PKG_CFLAGS = $(eval PKG_CFLAGS := $$(shell pkg-config --cflags $$(PKGS) \
+             2>/dev/null))$(PKG_CFLAGS)
 WARN    := -Wall -Wextra -Werror -Wno-unused-parameter -Wshadow \
            -Wformat=2 -Wstrict-prototypes -Wmissing-prototypes
 ALL_CFLAGS = -std=gnu11 -D_GNU_SOURCE -fPIC $(WARN) $(CFLAGS) \
@@ -45,7 +48,8 @@ include guest/module.mk
 include tests/module.mk
 
 # prisonctl is assembled from the ctl_*.c files each component contributes.
-ALL_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lpam -lcrypt
+ALL_LIBS = $(eval ALL_LIBS := $$(shell pkg-config --libs $$(PKGS) \
+           2>/dev/null) -lpam -lcrypt)$(ALL_LIBS)
 COMPONENT_LIBS = $(PROV_LIB) $(GW_LIB) $(KEYS_LIB) $(COMMON_LIB)
 BINS += $(B)/prisonctl
 $(B)/prisonctl: $(CTL_SRC:%.c=$(B)/%.o) $(COMPONENT_LIBS)

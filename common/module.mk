@@ -5,4 +5,3 @@ COMMON_LIB := $(B)/libprison-common.a
 $(COMMON_LIB): $(COMMON_OBJ)
 	rm -f $@ && $(AR) rcs $@ $^
 
-COMMON_LIBS := $(shell pkg-config --libs jansson inih 2>/dev/null)

@@ -2,7 +2,8 @@
 # inside the guest, so it links only what images install: libcurl and
 # jansson (common/ helpers come in statically).
 GUEST_SRC := $(wildcard guest/*.c)
-GUEST_LIBS := $(shell pkg-config --libs libcurl jansson 2>/dev/null)
+GUEST_LIBS = $(eval GUEST_LIBS := $$(shell pkg-config --libs libcurl jansson \
+             2>/dev/null))$(GUEST_LIBS)
 EXTRA_ALL += $(if $(GUEST_SRC),$(B)/prison-guest)
 $(B)/prison-guest: $(GUEST_SRC:%.c=$(B)/%.o) $(COMMON_LIB)
 	$(CC) -o $@ $(GUEST_SRC:%.c=$(B)/%.o) $(COMMON_LIB) $(LDFLAGS) \
