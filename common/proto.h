@@ -10,7 +10,9 @@
  *   ensure   {project, hold?}   -> {ok, address, port, host_key, dev_user}
  *            With "hold": true the connection stays open after the reply
  *            and counts as one session of the project until it closes,
- *            so a crashed front door can never leak a session.
+ *            so a crashed front door can never leak a session.  If the
+ *            VM stops first, the provisioner sends {"event": "stopped"}
+ *            and closes it.
  *   list     {}                 -> {ok, vms: [...]}
  *   status   {project}          -> {ok, vm: {...}}
  *   stop     {project}          -> {ok}

@@ -26,6 +26,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <libssh/callbacks.h>
 #include <libssh/libssh.h>
@@ -34,6 +35,7 @@
 #include "config.h"
 #include "gateway.h"
 #include "log.h"
+#include "proto.h"
 #include "xmalloc.h"
 
 #define DOWN	0		/* the client's side */
@@ -67,6 +69,7 @@ struct relay {
 	ssh_event	 ev[2];
 	struct pair	*pairs;
 	int		 broken;
+	int		 vm_stopped;	/* the provisioner said so */
 	int		 nsessions;	/* session channels */
 	struct ssh_callbacks_struct scb[2];
 	struct ssh_server_callbacks_struct srvcb;
@@ -714,6 +717,40 @@ gw_relay_new(struct gw_conn *c)
 	return r;
 }
 
+/*
+ * The provisioner speaks on the held connection only to say the VM is
+ * stopping.  Tell each shell and end the relay as if the project's leg
+ * had dropped: the client gets its channels closed at once instead of
+ * waiting out keepalives on a guest that is gone.  A provisioner that merely went away (restart)
+ * leaves the VM running: stop listening and go on.
+ */
+static void
+provisioner_spoke(struct relay *r)
+{
+	static const char note[] =
+	    "\r\nprison: the project's VM is stopping; session closed.\r\n";
+	struct gw_conn *c = r->c;
+	json_t *msg = NULL;
+	const char *ev;
+	struct pair *p;
+
+	if (proto_recv(c->prov_fd, &msg, 1000, NULL, 0) != 0) {
+		close(c->prov_fd);
+		c->prov_fd = -1;
+		return;
+	}
+	ev = json_string_value(json_object_get(msg, "event"));
+	if (ev != NULL && strcmp(ev, "stopped") == 0) {
+		r->vm_stopped = 1;
+		for (p = r->pairs; p != NULL; p = p->next)
+			if (p->kind == PAIR_SESSION && p->ch[DOWN] != NULL &&
+			    !p->sent_eof[DOWN] && !p->sent_close[DOWN])
+				ssh_channel_write_stderr(p->ch[DOWN], note,
+				    sizeof(note) - 1);
+	}
+	json_decref(msg);
+}
+
 int
 gw_relay_run(struct relay *r)
 {
@@ -734,7 +771,7 @@ gw_relay_run(struct relay *r)
 
 	next_ka = ka > 0 ? now_s() + ka : 0;
 	for (;;) {
-		struct pollfd pfd[2];
+		struct pollfd pfd[3];
 		int timeout = ka > 0 ? 1000 * ka : -1;
 
 		for (side = 0; side < 2; side++) {
@@ -744,7 +781,10 @@ gw_relay_run(struct relay *r)
 				pfd[side].events |= POLLOUT;
 			pfd[side].revents = 0;
 		}
-		if (poll(pfd, 2, timeout) == -1 && errno != EINTR) {
+		pfd[2].fd = c->prov_fd;		/* -1: ignored */
+		pfd[2].events = POLLIN;
+		pfd[2].revents = 0;
+		if (poll(pfd, 3, timeout) == -1 && errno != EINTR) {
 			log_err("relay: poll: %s", strerror(errno));
 			goto out;
 		}
@@ -753,6 +793,8 @@ gw_relay_run(struct relay *r)
 			    ssh_event_dopoll(r->ev[side], 0) == SSH_ERROR &&
 			    !ssh_is_connected(r->s[side]))
 				break;
+		if (pfd[2].revents != 0)
+			provisioner_spoke(r);
 		for (p = r->pairs; p != NULL; p = p->next) {
 			p->busy = 0;
 			pump(p, DOWN);
@@ -760,7 +802,7 @@ gw_relay_run(struct relay *r)
 		}
 		reap(r);
 		if (!ssh_is_connected(r->s[DOWN]) ||
-		    !ssh_is_connected(r->s[UP]))
+		    !ssh_is_connected(r->s[UP]) || r->vm_stopped)
 			break;
 		if (ka > 0 && now_s() >= next_ka) {
 			/* Traffic on both legs keeps NAT state and shows a
@@ -784,6 +826,7 @@ gw_relay_run(struct relay *r)
 	log_info("session: project=%s developer=%s addr=%s end=%s",
 	    c->project, c->developer, c->addr,
 	    !ssh_is_connected(r->s[DOWN]) ? "client" :
+	    r->vm_stopped ? "vm-stopped" :
 	    !ssh_is_connected(r->s[UP]) ? "upstream" : "error");
 	while ((p = r->pairs) != NULL) {
 		r->pairs = p->next;

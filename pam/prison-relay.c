@@ -17,6 +17,7 @@
  */
 #include <sys/types.h>
 #include <sys/mman.h>
+#include <sys/pidfd.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -24,6 +25,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <poll.h>
 #include <pwd.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -336,6 +338,50 @@ forward_signal(int sig)
 		kill(child, sig);
 }
 
+/*
+ * Wait for ssh while listening on the held provisioner connection: if
+ * the VM stops, say so and end ssh instead of leaving the developer on
+ * a dead connection until keepalives give up.  A provisioner that only
+ * went away leaves the VM running; then plain waiting goes on.
+ */
+static void
+watch_vm(int hold)
+{
+	struct pollfd pfd[2];
+	json_t *msg;
+	const char *ev;
+	int n;
+
+	if (hold == -1 || (pfd[0].fd = pidfd_open(child, 0)) == -1)
+		return;
+	pfd[0].events = POLLIN;
+	pfd[1].fd = hold;
+	pfd[1].events = POLLIN;
+	for (;;) {
+		pfd[0].revents = pfd[1].revents = 0;
+		if ((n = poll(pfd, 2, -1)) == -1 && errno == EINTR)
+			continue;
+		if (n == -1 || pfd[0].revents != 0)
+			break;
+		if (pfd[1].revents == 0)
+			continue;
+		if (proto_recv(hold, &msg, 1000, NULL, 0) != 0) {
+			pfd[1].fd = -1;		/* provisioner gone */
+			continue;
+		}
+		ev = json_string_value(json_object_get(msg, "event"));
+		if (ev != NULL && strcmp(ev, "stopped") == 0) {
+			fprintf(stderr, "\r\nprison: the project's VM is "
+			    "stopping; session closed.\r\n");
+			kill(child, SIGTERM);
+			json_decref(msg);
+			break;
+		}
+		json_decref(msg);
+	}
+	close(pfd[0].fd);
+}
+
 static int
 run_ssh(const struct prison_config *cfg, struct target *t, int keyfd,
     int pinfd, const char *cmd, int subsystem)
@@ -410,6 +456,7 @@ run_ssh(const struct prison_config *cfg, struct target *t, int keyfd,
 		    strerror(errno));
 		_exit(RELAY_EXIT);
 	}
+	watch_vm(t->hold);
 	while (waitpid(child, &status, 0) == -1)
 		if (errno != EINTR)
 			return RELAY_EXIT;

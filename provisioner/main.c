@@ -95,24 +95,33 @@ reply_err(struct conn *c, const char *fmt, ...)
  * A held session lasts until the peer closes the connection.  A peer
  * that only shuts down its sending side (echo ... | socat) still holds:
  * the session ends on the hang-up of a full close.  Anything the peer
- * sends is ignored.
+ * sends is ignored.  When the VM stops first, the peer is told
+ * {"event":"stopped"} and the connection closes, so a front door can
+ * end its session at once.
  */
 static void
-hold(struct conn *c)
+hold(struct conn *c, int watch)
 {
-	struct pollfd pfd = { c->fd, POLLIN, 0 };
+	struct pollfd pfd[2] = { { c->fd, POLLIN, 0 }, { watch, POLLIN, 0 } };
 	char buf[256];
 	ssize_t n;
 
 	for (;;) {
-		if (poll(&pfd, 1, -1) == -1) {
+		if (poll(pfd, watch != -1 ? 2 : 1, -1) == -1) {
 			if (errno == EINTR)
 				continue;
 			break;
 		}
-		if (pfd.revents & (POLLHUP | POLLERR | POLLNVAL))
+		if (pfd[0].revents & (POLLHUP | POLLERR | POLLNVAL))
 			break;
-		if (!(pfd.revents & POLLIN))
+		if (watch != -1 && pfd[1].revents != 0) {
+			json_t *ev = json_pack("{s:s}", "event", "stopped");
+
+			proto_send(c->fd, ev, NULL, 0);
+			json_decref(ev);
+			break;
+		}
+		if (!(pfd[0].revents & POLLIN))
 			continue;
 		n = read(c->fd, buf, sizeof(buf));
 		if (n == -1 && errno == EINTR)
@@ -120,8 +129,10 @@ hold(struct conn *c)
 		if (n == -1)
 			break;
 		if (n == 0)
-			pfd.events = 0;	/* half-closed: wait for HUP */
+			pfd[0].events = 0;	/* half-closed: wait for HUP */
 	}
+	if (watch != -1)
+		close(watch);
 }
 
 static void
@@ -139,7 +150,7 @@ do_ensure(struct conn *c, const char *project, int want_hold)
 	proto_send(c->fd, r, NULL, 0);
 	json_decref(r);
 	if (ticket != -1) {
-		hold(c);
+		hold(c, vm_session_watch(project, ticket));
 		vm_session_end(project, ticket);
 	}
 }

@@ -96,4 +96,12 @@ int	net_reconcile(const struct prison_config *,
 	    const struct net_project *known, size_t nknown,
 	    char *err, size_t errlen);
 
+/*
+ * How many established TCP connections reach ip:port (directly, or
+ * through the project's DNAT port), by conntrack; -1 with err set when
+ * conntrack cannot be read.
+ */
+int	net_count_sessions(const char *ip, int port, char *err,
+	    size_t errlen);
+
 #endif

@@ -66,6 +66,7 @@ struct vm {
 	time_t			 started;	/* wall clock */
 	time_t			 idle_since;	/* monotonic */
 	int			 sessions;
+	int			 watch[2];	/* pipe; closed on stop */
 	long			 run;		/* bumped at every start */
 	long			 fail_run;	/* run whose start failed */
 	char			 fail_err[512];
@@ -102,9 +103,36 @@ vm_find(const char *name, int create)
 	v = xcalloc(1, sizeof(*v));
 	snprintf(v->name, sizeof(v->name), "%s", name);
 	pthread_cond_init(&v->cond, NULL);
+	v->watch[0] = v->watch[1] = -1;
 	v->next = vms;
 	vms = v;
 	return v;
+}
+
+/*
+ * Held sessions watch the read end of a pipe that lives as long as the
+ * VM runs; closing it on stop wakes every one of them at once, so the
+ * front doors can end their sessions instead of waiting for a dead TCP
+ * peer.  Called with vms_lock held.
+ */
+static void
+watch_open(struct vm *v)
+{
+	if (pipe2(v->watch, O_CLOEXEC) == -1) {
+		log_warn("project=%s session watch: %s", v->name,
+		    strerror(errno));
+		v->watch[0] = v->watch[1] = -1;
+	}
+}
+
+static void
+watch_fire(struct vm *v)
+{
+	if (v->watch[0] != -1) {
+		close(v->watch[0]);
+		close(v->watch[1]);
+	}
+	v->watch[0] = v->watch[1] = -1;
 }
 
 char *
@@ -686,6 +714,7 @@ vm_ensure(const char *project, int hold, long *session,
 		v->state = VM_RUNNING;
 		v->sessions = 0;
 		v->idle_since = mono_now();
+		watch_open(v);
 		reply = ready_reply(v);
 		if (hold) {
 			v->sessions++;
@@ -717,6 +746,21 @@ vm_session_end(const char *project, long session)
 	    --v->sessions == 0)
 		v->idle_since = mono_now();
 	pthread_mutex_unlock(&vms_lock);
+}
+
+int
+vm_session_watch(const char *project, long session)
+{
+	struct vm *v;
+	int fd = -1;
+
+	pthread_mutex_lock(&vms_lock);
+	v = vm_find(project, 0);
+	if (v != NULL && v->run == session && v->state == VM_RUNNING &&
+	    v->watch[0] != -1)
+		fd = fcntl(v->watch[0], F_DUPFD_CLOEXEC, 0);
+	pthread_mutex_unlock(&vms_lock);
+	return fd;
 }
 
 /* Called with vms_lock held. */
@@ -783,6 +827,7 @@ stop_locked(struct vm *v, const char *why)
 	if (v->state != VM_RUNNING)
 		return 0;
 	v->state = VM_STOPPING;
+	watch_fire(v);
 	pthread_mutex_unlock(&vms_lock);
 	log_notice("project=%s stopping (%s)", v->name, why);
 	teardown(v);
@@ -862,6 +907,32 @@ vm_refresh(const char *project, char *err, size_t errlen)
 	return ret;
 }
 
+/*
+ * Holds count only the sessions that asked for the VM through this
+ * provisioner.  Before an idle stop, look for SSH connections it cannot
+ * know of: through the direct port, or held by a front door across a
+ * provisioner restart.  Unreadable conntrack leaves the holds to decide.
+ */
+static int
+busy_unheld(struct vm *v)
+{
+	static int warned;
+	char err[256];
+	int n;
+
+	if ((n = net_count_sessions(v->net.guest_ip, 22, err,
+	    sizeof(err))) == -1) {
+		if (!warned++)
+			log_warn("idle check: %s; only sessions held through "
+			    "the provisioner keep a VM running", err);
+		return 0;
+	}
+	if (n > 0)
+		log_debug("project=%s %d SSH connection(s) without a hold: "
+		    "not idle", v->name, n);
+	return n > 0;
+}
+
 /* The reaper: VMs whose VMM died, and idle VMs. */
 static void *
 reaper_main(void *arg)
@@ -881,8 +952,12 @@ reaper_main(void *arg)
 				continue;
 			}
 			if (cfg->idle_timeout > 0 && v->sessions == 0 &&
-			    mono_now() - v->idle_since >= cfg->idle_timeout)
-				stop_locked(v, "idle");
+			    mono_now() - v->idle_since >= cfg->idle_timeout) {
+				if (busy_unheld(v))
+					v->idle_since = mono_now();
+				else
+					stop_locked(v, "idle");
+			}
 		}
 		pthread_mutex_unlock(&vms_lock);
 	}
@@ -955,6 +1030,7 @@ adopt_one(const char *project, struct registry *reg)
 	v->state = VM_RUNNING;
 	v->idle_since = mono_now();
 	v->run++;
+	watch_open(v);
 	log_notice("project=%s adopted pid=%ld", project, (long)v->h.pid);
 	goto out;
  stale:

@@ -32,6 +32,12 @@ int	vm_init(const struct prison_config *, char *err, size_t errlen);
 json_t	*vm_ensure(const char *project, int hold, long *session,
 	    vm_progress_fn progress, void *arg);
 void	 vm_session_end(const char *project, long session);
+/*
+ * A descriptor that reports hang-up once the session's VM stops, or -1
+ * (the VM stopped already, or no pipe could be made).  The caller
+ * closes it.
+ */
+int	 vm_session_watch(const char *project, long session);
 
 json_t	*vm_list(void);
 json_t	*vm_status(const char *project);

@@ -30,6 +30,15 @@ expect_match() {
 }
 
 # Run on exit, last registered first.
+# wait_until TENTHS CMD...: run CMD every 0.1 s until it succeeds, at
+# most TENTHS times; fails when it never did.
+wait_until() {
+	local n=$1 i; shift
+	for ((i = 0; i < n; i++)); do "$@" && return 0; sleep 0.1; done
+	return 1
+}
+# gone PID: the process has exited.
+gone() { ! kill -0 "$1" 2>/dev/null; }
 on_exit() { _cleanups=("$*" "${_cleanups[@]}"); }
 _run_cleanups() {
 	local c

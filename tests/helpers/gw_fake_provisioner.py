@@ -4,7 +4,11 @@ gateway tests: answers "ensure" with a progress line and then the address
 of a real sshd, and records when held connections open and close.
 
 usage: gw_fake_provisioner.py SOCKET EVENTS_FILE MODE ADDRESS PORT HOSTKEY USER
-MODE: ok | badkey | fail
+MODE: ok | badkey | fail | stop | vanish
+  stop:   two seconds into a held session, say the VM stopped, and close
+  vanish: two seconds into a held session, close without a word (as a
+          provisioner that restarts)
+"list" is answered with no VMs.
 """
 import json
 import os
@@ -24,6 +28,10 @@ def note(line):
 def serve(conn):
     f = conn.makefile("rwb", buffering=0)
     req = json.loads(f.readline())
+    if req.get("op") == "list":
+        f.write(b'{"ok":true,"vms":[]}\n')
+        conn.close()
+        return
     note("request %s project=%s hold=%s" % (req.get("op"), req.get("project"),
                                              req.get("hold")))
     f.write(b'{"progress":"booting the VM"}\n')
@@ -40,6 +48,13 @@ def serve(conn):
     f.write(json.dumps({"ok": True, "address": address, "port": int(port),
                         "host_key": key, "dev_user": user}).encode() + b"\n")
     note("held")
+    if mode in ("stop", "vanish"):
+        time.sleep(2)
+        if mode == "stop":
+            f.write(b'{"event":"stopped"}\n')
+        conn.close()
+        note("closed by the provisioner")
+        return
     while conn.recv(4096):
         pass
     note("released")

@@ -69,3 +69,19 @@ out=$(vssh true 2>&1); rc=$?
 expect_eq "provisioner down: refused" 255 "$rc"
 expect_match "provisioner down: clear message" 'cannot reach the provisioner' \
     "$out"
+
+# The VM stops during a session: the provisioner says so on the held
+# connection and the gateway ends the session at once, saying why.
+fake stop
+out=$(vssh 'echo started; sleep 20; echo finished' 2>"$T/err"); rc=$?
+expect_eq "VM stopped: the session ends before its command" "255 started" \
+    "$rc $out"
+expect_match "VM stopped: the developer is told" \
+    "the project's VM is stopping; session closed" "$(cat "$T/err")"
+expect_match "VM stopped: logged" "end=vm-stopped" "$(cat "$T/gw.log")"
+# A provisioner that goes away (a restart) leaves the session alone.
+fake vanish
+out=$(vssh 'echo started; sleep 4; echo finished' 2>/dev/null); rc=$?
+expect_eq "provisioner gone: the session runs to its end" \
+    "0 started finished" "$rc $(echo $out)"
+

@@ -5,7 +5,7 @@
 # shared by most checks, because a TCG boot takes tens of seconds.
 . "$(dirname "$0")/../lib.sh"
 need_root
-need_cmd ip nft socat ssh ssh-keygen python3 curl qemu-system-x86_64
+need_cmd ip nft socat nc ssh ssh-keygen python3 curl qemu-system-x86_64
 [ -x "$TOP/tests/guest-image.sh" ] || {
 	echo "needs tests/guest-image.sh (the guest image)"; exit 77; }
 images=$("$TOP/tests/guest-image.sh") || {
@@ -215,8 +215,17 @@ expect_match "non-root, non-gateway peers are refused" "not allowed" \
 
 # The VM this provisioner booted is its child: a stop leaves no zombie.
 zombies() { ps --ppid "$PROV" -o stat= | grep -c '^Z'; }
+# A held session hears of the stop: the provisioner says so and closes.
+socat -t 600 - "UNIX-CONNECT:$SOCK" <<<"$req" >"$T/held.out" &
+HELD=$!
+held() { [ "$(vmget sessions)" = 1 ]; }
+wait_until 50 held
 check "vm stop of a VM booted by this provisioner" pc vm stop "$P"
 expect_eq "no zombie qemu left" 0 "$(zombies)"
+check "the held connection is closed by the stop" wait_until 50 gone "$HELD"
+kill "$HELD" 2>/dev/null; wait "$HELD" 2>/dev/null
+expect_match "the held connection is told the VM stopped" \
+    '"event": *"stopped"' "$(cat "$T/held.out")"
 
 # Idle stop: without sessions for idle_timeout seconds the VM stops.
 kill "$PROV"; wait "$PROV" 2>/dev/null
@@ -224,6 +233,15 @@ conf_set provisioner idle_timeout 3
 check "the provisioner restarts with idle_timeout = 3" start_provisioner
 expect_match "ensure boots it for the idle test" '"ok":true' \
     "$(ask "{\"op\":\"ensure\",\"project\":\"$P\"}")"
+# An SSH connection the provisioner was not told of (the direct port, or
+# a front door's session across a provisioner restart) keeps it running.
+sleep 30 | in_ns host nc "$G" 22 >/dev/null &
+CONN=$!
+sleep 8
+expect_eq "a VM with an unheld SSH connection is not idle" running \
+    "$(vmget state)"
+kill "$CONN"; wait "$CONN" 2>/dev/null
+in_ns host pkill -f "^nc $G 22\$"
 idle=no
 for _ in $(seq 60); do
 	[ "$(qemus)" = 0 ] && { idle=yes; break; }

@@ -150,4 +150,14 @@ else
 	got=$(door -tt tty 2>/dev/null | tr -d '\r')
 	expect_match "host door: ssh -t gives a pty in the guest" \
 	    '^/dev/pts/[0-9]+$' "$got"
+	# A session open across a stop ends at once and says why.
+	door 'echo started; exec sleep 600' >"$T/live.out" 2>"$T/live.err" &
+	live=$!
+	wait_until 300 grep -q started "$T/live.out"
+	check "host door: vm stop with a session open" \
+	    $PRISONCTL vm stop "$proj"
+	check "host door: that session has ended" wait_until 100 gone "$live"
+	kill "$live" 2>/dev/null; wait "$live" 2>/dev/null
+	expect_match "host door: it was told the VM is stopping" \
+	    "VM is stopping" "$(cat "$T/live.err")"
 fi

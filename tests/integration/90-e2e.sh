@@ -136,6 +136,11 @@ dev_ssh bob proja true 2>/dev/null
 expect_eq "non-member bob is refused" 255 $?
 
 # ---- stop, and the next login boots it again with the files ---------
+# A session open across the stop ends at once and says why.
+dev_ssh alice proja 'echo started; exec sleep 600' >"$T/live.out" \
+    2>"$T/live.err" &
+live=$!
+wait_until 300 grep -q started "$T/live.out"
 t0=$(date +%s)
 check "prisonctl vm stop proja" $PRISONCTL vm stop proja
 echo "# vm stop took $(( $(date +%s) - t0 ))s"
@@ -143,6 +148,10 @@ echo "# vm stop took $(( $(date +%s) - t0 ))s"
 expect_match "the guest powered itself off cleanly" "reboot: Power down" \
     "$(tail -n 5 "$T/state/vms/proja/console.log")"
 check_fails "no qemu left for proja" pgrep -u "$vmuser" -f "qemu-system.*prison:proja"
+check "a session open across the stop has ended" wait_until 100 gone "$live"
+kill "$live" 2>/dev/null; wait "$live" 2>/dev/null
+expect_match "it was told the VM is stopping" "VM is stopping" \
+    "$(cat "$T/live.err")"
 out=$(dev_ssh alice proja 'cat ~/keep.txt')
 expect_eq "after a stop the next login boots it again, file intact" \
     keep-me "$out"
