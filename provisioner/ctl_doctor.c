@@ -6,6 +6,7 @@
  *   FAIL  what stops prison from working, and the fix
  * The exit status is 1 when anything failed.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -26,6 +27,7 @@
 #include "config.h"
 #include "ctl.h"
 #include "log.h"
+#include "proto.h"
 #include "registry.h"
 #include "xmalloc.h"
 
@@ -258,18 +260,109 @@ port_free(int port)
 	return r == 0 || errno != EADDRINUSE;
 }
 
+/* The socket inode of a TCP listener on port, from /proc/net/tcp[6]. */
+static unsigned long
+listen_inode(int port)
+{
+	static const char *const tables[] = { "/proc/net/tcp",
+	    "/proc/net/tcp6" };
+	char line[512], local[64];
+	unsigned long inode;
+	unsigned int lport, state;
+	size_t i;
+	FILE *f;
+
+	for (i = 0; i < sizeof(tables) / sizeof(tables[0]); i++) {
+		if ((f = fopen(tables[i], "re")) == NULL)
+			continue;
+		while (fgets(line, sizeof(line), f) != NULL) {
+			/* sl local rem st tx:rx tr:when retr uid timeout inode */
+			if (sscanf(line, " %*s %63s %*s %x %*s %*s %*s %*s "
+			    "%*s %lu", local, &state, &inode) != 3)
+				continue;
+			if (state != 0x0A || strchr(local, ':') == NULL ||
+			    sscanf(strrchr(local, ':') + 1, "%x",
+			    &lport) != 1 || (int)lport != port)
+				continue;
+			fclose(f);
+			return inode;
+		}
+		fclose(f);
+	}
+	return 0;
+}
+
+/*
+ * Which process listens on TCP port: its pid and command name, found by
+ * the socket's inode among every process's descriptors.  0 when unknown.
+ */
+static pid_t
+port_owner(int port, char *comm, size_t commlen)
+{
+	unsigned long inode = listen_inode(port);
+	char want[64], path[600], link[64];
+	struct dirent *pe, *fe;
+	DIR *procs, *fds;
+	pid_t found = 0;
+	ssize_t n;
+	FILE *f;
+
+	if (inode == 0 || (procs = opendir("/proc")) == NULL)
+		return 0;
+	snprintf(want, sizeof(want), "socket:[%lu]", inode);
+	while (found == 0 && (pe = readdir(procs)) != NULL) {
+		if (pe->d_name[0] < '1' || pe->d_name[0] > '9')
+			continue;
+		snprintf(path, sizeof(path), "/proc/%s/fd", pe->d_name);
+		if ((fds = opendir(path)) == NULL)
+			continue;
+		while ((fe = readdir(fds)) != NULL) {
+			snprintf(path, sizeof(path), "/proc/%s/fd/%s",
+			    pe->d_name, fe->d_name);
+			n = readlink(path, link, sizeof(link) - 1);
+			if (n <= 0)
+				continue;
+			link[n] = '\0';
+			if (strcmp(link, want) == 0) {
+				found = (pid_t)atol(pe->d_name);
+				break;
+			}
+		}
+		closedir(fds);
+	}
+	closedir(procs);
+	snprintf(comm, commlen, "?");
+	snprintf(path, sizeof(path), "/proc/%ld/comm", (long)found);
+	if (found != 0 && (f = fopen(path, "re")) != NULL) {
+		if (fgets(comm, (int)commlen, f) != NULL)
+			comm[strcspn(comm, "\n")] = '\0';
+		fclose(f);
+	}
+	return found;
+}
+
 static void
 check_ports(struct doctor *d, const struct prison_config *cfg,
     const struct registry *reg, int provisioner_up)
 {
 	const char *colon = strrchr(cfg->listen, ':');
 	int port = colon ? atoi(colon + 1) : 0;
+	char comm[64];
+	pid_t pid;
 	size_t i;
 
 	if (port <= 0)
 		say(d, "FAIL", "gateway listen = %s: no port", cfg->listen);
 	else if (port_free(port))
 		say(d, "ok", "gateway port %d is free", port);
+	else if ((pid = port_owner(port, comm, sizeof(comm))) != 0 &&
+	    strcmp(comm, "prison-gateway") == 0)
+		say(d, "ok", "gateway port %d: prison-gateway listens "
+		    "(pid %ld)", port, (long)pid);
+	else if (pid != 0)
+		say(d, "FAIL", "gateway port %d is taken by %s (pid %ld): "
+		    "stop it or change [gateway] listen", port, comm,
+		    (long)pid);
 	else
 		say(d, "warn", "gateway port %d is in use (fine if "
 		    "prison-gateway is what listens there; otherwise change "
@@ -291,18 +384,41 @@ check_ports(struct doctor *d, const struct prison_config *cfg,
 	}
 }
 
+/*
+ * Ask the provisioner, not the file system: a killed provisioner leaves
+ * its socket file behind.
+ */
 static int
 check_provisioner(struct doctor *d, const struct prison_config *cfg)
 {
-	struct stat st;
+	json_t *req = json_pack("{s:s}", "op", "list"), *reply = NULL;
+	char err[256];
+	int r;
 
-	if (stat(cfg->provisioner_socket, &st) == 0 && S_ISSOCK(st.st_mode)) {
-		say(d, "ok", "provisioner socket %s", cfg->provisioner_socket);
+	r = proto_call(cfg->provisioner_socket, req, &reply, NULL, NULL,
+	    5000, err, sizeof(err));
+	json_decref(req);
+	if (r == 0 && json_is_true(json_object_get(reply, "ok"))) {
+		say(d, "ok", "provisioner answers on %s (%zu VMs)",
+		    cfg->provisioner_socket,
+		    json_array_size(json_object_get(reply, "vms")));
+		json_decref(reply);
 		return 1;
 	}
-	say(d, "warn", "provisioner is not running (no socket at %s; "
-	    "start: systemctl start prison-provisioner)",
-	    cfg->provisioner_socket);
+	if (r == 0)
+		snprintf(err, sizeof(err), "%s", json_string_value(
+		    json_object_get(reply, "error")) ?: "refused");
+	json_decref(reply);
+	/* /run/systemd/system exists exactly when systemd is PID 1. */
+	if (access("/run/systemd/system", F_OK) == 0)
+		say(d, "warn", "provisioner is not running (%s: %s); start "
+		    "it: systemctl start prison-provisioner",
+		    cfg->provisioner_socket, err);
+	else
+		say(d, "warn", "provisioner is not running (%s: %s); start "
+		    "it in the background: prison-provisioner -f "
+		    ">>/var/log/prison-provisioner.log 2>&1 &",
+		    cfg->provisioner_socket, err);
 	return 0;
 }
 

@@ -85,3 +85,27 @@ out=$(vssh 'echo started; sleep 4; echo finished' 2>/dev/null); rc=$?
 expect_eq "provisioner gone: the session runs to its end" \
     "0 started finished" "$rc $(echo $out)"
 
+# prisonctl doctor: a provisioner socket file nobody answers on is not
+# a running provisioner; one that answers is.
+kill -9 "$FAKEPID"; wait "$FAKEPID" 2>/dev/null
+conf_set gateway listen "127.0.0.1:$GPORT"
+out=$("$PRISONCTL" doctor 2>&1)
+expect_match "doctor: a stale socket is no provisioner" \
+    "warn +provisioner is not running \($SOCK: .*\); start it" "$out"
+fake ok
+out=$("$PRISONCTL" doctor 2>&1)
+expect_match "doctor: a live provisioner answers" \
+    "ok +provisioner answers on $SOCK \(0 VMs\)" "$out"
+expect_match "doctor: the gateway's own port is recognised" \
+    "ok +gateway port $GPORT: prison-gateway listens \(pid $GWPID\)" "$out"
+python3 -c 'import socket, time
+s = socket.socket(); s.bind(("127.0.0.1", 0)); s.listen()
+print(s.getsockname()[1], flush=True); time.sleep(60)' >"$T/other.port" &
+OTHER=$!
+on_exit "kill $OTHER"
+wait_until 50 test -s "$T/other.port"
+OPORT=$(cat "$T/other.port")
+conf_set gateway listen "127.0.0.1:$OPORT"
+out=$("$PRISONCTL" doctor 2>&1)
+expect_match "doctor: another program on the port is named" \
+    "FAIL +gateway port $OPORT is taken by python3 \(pid $OTHER\)" "$out"
