@@ -248,3 +248,18 @@ proto_peer(int fd, uid_t *uid, gid_t *gid, pid_t *pid)
 		*pid = cr.pid;
 	return 0;
 }
+
+int
+proto_hold_event(int fd)
+{
+	json_t *msg;
+	const char *ev;
+	int stopped;
+
+	if (proto_recv(fd, &msg, 1000, NULL, 0) != 0)
+		return -1;
+	ev = json_string_value(json_object_get(msg, "event"));
+	stopped = ev != NULL && strcmp(ev, "stopped") == 0;
+	json_decref(msg);
+	return stopped;
+}

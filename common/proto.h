@@ -56,6 +56,12 @@ int	proto_call(const char *path, json_t *req, json_t **reply,
 int	proto_ensure_hold(const char *path, const char *project,
 	    void (*progress)(const char *, void *), void *arg, int timeout_ms,
 	    json_t **reply, int *holdfd, char *err, size_t errlen);
+/*
+ * Read what the provisioner says on a held connection that polled
+ * readable: 1 when it says the VM stopped, 0 for anything else, -1 when
+ * it is gone (closed, or a broken message; the caller closes fd).
+ */
+int	proto_hold_event(int fd);
 int	proto_peer(int fd, uid_t *uid, gid_t *gid, pid_t *pid);
 
 #endif

@@ -730,25 +730,22 @@ provisioner_spoke(struct relay *r)
 	static const char note[] =
 	    "\r\nprison: the project's VM is stopping; session closed.\r\n";
 	struct gw_conn *c = r->c;
-	json_t *msg = NULL;
-	const char *ev;
 	struct pair *p;
 
-	if (proto_recv(c->prov_fd, &msg, 1000, NULL, 0) != 0) {
+	switch (proto_hold_event(c->prov_fd)) {
+	case -1:
 		close(c->prov_fd);
 		c->prov_fd = -1;
-		return;
-	}
-	ev = json_string_value(json_object_get(msg, "event"));
-	if (ev != NULL && strcmp(ev, "stopped") == 0) {
+		break;
+	case 1:
 		r->vm_stopped = 1;
 		for (p = r->pairs; p != NULL; p = p->next)
 			if (p->kind == PAIR_SESSION && p->ch[DOWN] != NULL &&
 			    !p->sent_eof[DOWN] && !p->sent_close[DOWN])
 				ssh_channel_write_stderr(p->ch[DOWN], note,
 				    sizeof(note) - 1);
+		break;
 	}
-	json_decref(msg);
 }
 
 int

@@ -348,8 +348,6 @@ static void
 watch_vm(int hold)
 {
 	struct pollfd pfd[2];
-	json_t *msg;
-	const char *ev;
 	int n;
 
 	if (hold == -1 || (pfd[0].fd = pidfd_open(child, 0)) == -1)
@@ -365,19 +363,14 @@ watch_vm(int hold)
 			break;
 		if (pfd[1].revents == 0)
 			continue;
-		if (proto_recv(hold, &msg, 1000, NULL, 0) != 0) {
+		if ((n = proto_hold_event(hold)) == -1)
 			pfd[1].fd = -1;		/* provisioner gone */
-			continue;
-		}
-		ev = json_string_value(json_object_get(msg, "event"));
-		if (ev != NULL && strcmp(ev, "stopped") == 0) {
+		if (n == 1) {
 			fprintf(stderr, "\r\nprison: the project's VM is "
 			    "stopping; session closed.\r\n");
 			kill(child, SIGTERM);
-			json_decref(msg);
 			break;
 		}
-		json_decref(msg);
 	}
 	close(pfd[0].fd);
 }

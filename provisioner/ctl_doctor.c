@@ -405,10 +405,13 @@ check_provisioner(struct doctor *d, const struct prison_config *cfg)
 		json_decref(reply);
 		return 1;
 	}
-	if (r == 0)
-		snprintf(err, sizeof(err), "%s", json_string_value(
-		    json_object_get(reply, "error")) ?: "refused");
-	json_decref(reply);
+	if (r == 0) {
+		say(d, "warn", "provisioner on %s answers but refuses "
+		    "doctor: %s", cfg->provisioner_socket, json_string_value(
+		    json_object_get(reply, "error")) ?: "no reason given");
+		json_decref(reply);
+		return 1;
+	}
 	/* /run/systemd/system exists exactly when systemd is PID 1. */
 	if (access("/run/systemd/system", F_OK) == 0)
 		say(d, "warn", "provisioner is not running (%s: %s); start "
