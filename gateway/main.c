@@ -25,6 +25,7 @@
 
 #include <libssh/libssh.h>
 #include <libssh/server.h>
+#include <systemd/sd-daemon.h>
 
 #include "config.h"
 #include "fileio.h"
@@ -447,6 +448,9 @@ main(int argc, char **argv)
 	signal(SIGTERM, on_term);
 	signal(SIGINT, on_term);
 	log_notice("listening on %s", listen_spec);
+	/* Type=notify: ready once the socket listens and privileges are
+	 * gone, so units ordered after the gateway find it accepting. */
+	sd_notify(0, "READY=1");
 
 	while (!quit) {
 		size_t n = 0;
@@ -471,6 +475,7 @@ main(int argc, char **argv)
 		}
 		reap(&cfg);
 	}
+	sd_notify(0, "STOPPING=1");
 	log_notice("terminating; %zu session(s) keep running", nchildren);
 	close(lfd);
 	ssh_bind_free(b);

@@ -39,6 +39,20 @@ wait_until() {
 }
 # gone PID: the process has exited.
 gone() { ! kill -0 "$1" 2>/dev/null; }
+# notify_listen SOCKET FILE: take sd_notify datagrams on SOCKET, which any
+# user may send to, and append each to FILE, as systemd would for a
+# Type=notify unit.
+notify_listen() {
+	python3 -c 'import os, socket, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+s.bind(sys.argv[1])
+os.chmod(sys.argv[1], 0o666)
+while True:
+    with open(sys.argv[2], "ab") as f:
+        f.write(s.recv(4096) + b"\n")' "$1" "$2" &
+	on_exit "kill $!"
+	wait_until 50 test -S "$1"
+}
 on_exit() { _cleanups=("$*" "${_cleanups[@]}"); }
 _run_cleanups() {
 	local c

@@ -13,7 +13,11 @@ setup_tmp
 # Both legs re-key several times during the 200 MiB transfers below.
 GW_SSHD_EXTRA="RekeyLimit 32M"
 gw_env_setup >"$T/setup.log" 2>&1 || { cat "$T/setup.log"; exit 1; }
-gw_start || { cat "$T/gw.log"; exit 1; }
+chmod o+x "$T"		# the gateway, unprivileged by now, notifies
+notify_listen "$T/notify" "$T/notified"
+NOTIFY_SOCKET=$T/notify gw_start || { cat "$T/gw.log"; exit 1; }
+check "the gateway tells systemd it is ready once it listens" \
+    wait_until 50 grep -qx READY=1 "$T/notified"
 
 # Direct login to the same sshd, to compare with.
 dssh() {

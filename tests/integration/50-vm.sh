@@ -86,7 +86,10 @@ v = json.load(sys.stdin)
 print(v[0][sys.argv[1]] if v else "none")' "$1"
 }
 qemus() { pgrep -f -- "-name prison:$P( |\$)" | wc -l; }
-check "the provisioner starts" start_provisioner
+notify_listen "$T/notify" "$T/notified"
+NOTIFY_SOCKET=$T/notify check "the provisioner starts" start_provisioner
+check "the provisioner tells systemd it is ready" \
+    wait_until 50 grep -qx READY=1 "$T/notified"
 check_fails "a second provisioner is refused" in_ns host \
     "$BUILD/prison-provisioner" -f
 
