@@ -77,7 +77,7 @@ DEB_TEST := putty-tools dropbear-bin ssh-audit libpam-wrapper pamtester \
 	oathtool libpam-oath \
 	socat netcat-openbsd curl python3 python3-yaml procps psmisc strace git \
 	iputils-ping \
-	tmux rsync
+	tmux rsync systemd
 
 deps:
 	apt-get update
