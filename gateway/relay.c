@@ -3,10 +3,11 @@
  * project's SSH server, and every channel the server opens towards us
  * (forwarded-tcpip for ssh -R, the agent for ssh -A) with one towards the
  * client.  Bytes move only as far as the receiving side's window allows;
- * the rest stays in libssh's channel buffer, whose own window is not
- * re-opened until we read, so a peer that stops reading stops its
- * counterpart instead of making us buffer (at most one window, about
- * 2 MB, per channel and direction).
+ * the rest waits, in libssh's channel buffer or in ours (take()), and the
+ * sending side's window is re-opened only as that drains, so a peer that
+ * stops or slows down reading stops or slows its counterpart instead of
+ * making us buffer: at most about two windows (4 MB) per channel and
+ * direction.
  *
  * Each session has its own ssh_event.  A request that must wait for the
  * other side's answer (exec, pty-req, direct-tcpip) may therefore block
@@ -40,7 +41,12 @@
 
 #define DOWN	0		/* the client's side */
 #define UP	1		/* the project's side */
-#define CHUNK	(32 * 1024)
+#define DRAIN_ROUNDS	16
+
+struct carry {
+	char		*buf;
+	uint32_t	 off, len, cap;
+};
 
 enum pair_kind { PAIR_SESSION, PAIR_DIRECT, PAIR_FORWARDED, PAIR_AGENT };
 
@@ -51,9 +57,8 @@ struct pair {
 	struct ssh_channel_callbacks_struct cb[2];
 	/* Bytes waiting in ch[side]'s libssh buffer, per stream. */
 	uint32_t	 pend[2][2];
-	/* Bytes read but not yet accepted by the other side (rekey). */
-	char		*carry[2][2];
-	uint32_t	 carrylen[2][2];
+	/* Bytes taken from ch[side]'s buffer, not yet written on. */
+	struct carry	 carry[2][2];
 	int		 got_eof[2], sent_eof[2];
 	int		 got_close[2], sent_close[2];
 	int		 have_status, status, status_sent;
@@ -73,7 +78,6 @@ struct relay {
 	int		 nsessions;	/* session channels */
 	struct ssh_callbacks_struct scb[2];
 	struct ssh_server_callbacks_struct srvcb;
-	char		 buf[CHUNK];
 };
 
 static void	settle(struct pair *);
@@ -104,76 +108,84 @@ blocked(struct pair *p, int to)
 }
 
 /*
+ * Empty what libssh holds for ch[from] into our own buffer.  libssh
+ * re-opens a channel's window on every read, however much the channel
+ * still holds, so reading a window's worth at a time would let a fast
+ * sender outrun a slow receiver without bound.  Taking everything at
+ * once, and reading again only after all of it went on, keeps each
+ * direction within about two windows.  pend is exactly what the buffer
+ * holds, so these reads never wait and never process packets.
+ */
+static void
+take(struct pair *p, int from, int s)
+{
+	struct carry *c = &p->carry[from][s];
+	uint32_t want = p->pend[from][s];
+	int n;
+
+	if (c->cap < want) {
+		c->buf = xreallocarray(c->buf, 1, want);
+		c->cap = want;
+	}
+	c->off = c->len = 0;
+	while (c->len < want) {
+		n = ssh_channel_read_nonblocking(p->ch[from], c->buf + c->len,
+		    want - c->len, s);
+		if (n <= 0)
+			break;
+		c->len += (uint32_t)n;
+	}
+	p->pend[from][s] = 0;
+}
+
+/* Write what we took from ch[from], as far as ch[to]'s window allows. */
+static void
+give(struct pair *p, int from, int s)
+{
+	struct carry *c = &p->carry[from][s];
+	ssh_channel dst = p->ch[other(from)];
+	uint32_t win, want;
+	int w;
+
+	while (c->len > 0) {
+		if ((win = ssh_channel_window_size(dst)) == 0)
+			break;
+		want = c->len < win ? c->len : win;
+		w = s ? ssh_channel_write_stderr(dst, c->buf + c->off, want) :
+		    ssh_channel_write(dst, c->buf + c->off, want);
+		if (w < 0)
+			c->len = 0;	/* that side is gone: drop the rest */
+		if (w <= 0)
+			break;
+		/* Less than asked: a key re-exchange is under way. */
+		c->off += (uint32_t)w;
+		c->len -= (uint32_t)w;
+	}
+	if (c->len == 0)
+		c->off = 0;
+}
+
+/*
  * Move what ch[from] holds to ch[to], as far as to's window allows, then
- * pass on EOF once everything before it went through.
+ * pass on EOF once everything before it went through.  Data for a side
+ * that has closed or sent EOF is read and dropped.
  */
 static void
 pump(struct pair *p, int from)
 {
-	struct relay *r = p->r;
-	int to = other(from), s, n, w;
-	ssh_channel src = p->ch[from], dst = p->ch[to];
+	int to = other(from), s;
 	int discard = p->got_close[to] || p->sent_close[to] ||
 	    p->sent_eof[to];
-	uint32_t win, want;
 
 	if (blocked(p, to))
 		return;
 	for (s = 0; s < 2; s++) {
-		while (p->carrylen[from][s] > 0 && !discard) {
-			win = ssh_channel_window_size(dst);
-			if (win == 0)
-				break;
-			want = p->carrylen[from][s] < win ?
-			    p->carrylen[from][s] : win;
-			w = s ? ssh_channel_write_stderr(dst,
-			    p->carry[from][s], want) :
-			    ssh_channel_write(dst, p->carry[from][s], want);
-			if (w < 0) {
-				discard = 1;
-				break;
-			}
-			if (w == 0)
-				break;
-			memmove(p->carry[from][s], p->carry[from][s] + w,
-			    p->carrylen[from][s] - (uint32_t)w);
-			p->carrylen[from][s] -= (uint32_t)w;
-		}
+		if (p->carry[from][s].len == 0 && p->pend[from][s] > 0)
+			take(p, from, s);
 		if (discard)
-			p->carrylen[from][s] = 0;
-		while (p->pend[from][s] > 0 && p->carrylen[from][s] == 0) {
-			win = discard ? CHUNK : ssh_channel_window_size(dst);
-			if (win == 0)
-				break;
-			want = p->pend[from][s];
-			if (want > win)
-				want = win;
-			if (want > CHUNK)
-				want = CHUNK;
-			n = ssh_channel_read_nonblocking(src, r->buf, want, s);
-			if (n <= 0) {
-				p->pend[from][s] = 0;
-				break;
-			}
-			p->pend[from][s] -= (uint32_t)n < p->pend[from][s] ?
-			    (uint32_t)n : p->pend[from][s];
-			if (discard)
-				continue;
-			w = s ? ssh_channel_write_stderr(dst, r->buf, n) :
-			    ssh_channel_write(dst, r->buf, n);
-			if (w < 0) {
-				discard = 1;
-				continue;
-			}
-			if (w < n) {
-				/* Key re-exchange under way: keep the rest. */
-				p->carry[from][s] = xreallocarray(
-				    p->carry[from][s], 1, CHUNK);
-				memcpy(p->carry[from][s], r->buf + w, n - w);
-				p->carrylen[from][s] = (uint32_t)(n - w);
-				break;
-			}
-		}
+			p->carry[from][s].len = p->carry[from][s].off = 0;
+		else
+			give(p, from, s);
 	}
 	settle(p);
 }
@@ -182,7 +194,7 @@ static int
 drained(struct pair *p, int from)
 {
 	return p->pend[from][0] == 0 && p->pend[from][1] == 0 &&
-	    p->carrylen[from][0] == 0 && p->carrylen[from][1] == 0;
+	    p->carry[from][0].len == 0 && p->carry[from][1].len == 0;
 }
 
 /*
@@ -246,7 +258,7 @@ cb_data(ssh_session session, ssh_channel ch, void *data, uint32_t len,
 	 * from libssh's buffer (one copy less); what the other side's
 	 * window does not take stays there for pump() to read later.
 	 */
-	if (p->carrylen[side][s] == 0 && !blocked(p, to) &&
+	if (p->carry[side][s].len == 0 && !blocked(p, to) &&
 	    !p->got_close[to] &&
 	    !p->sent_close[to] && !p->sent_eof[to]) {
 		win = ssh_channel_window_size(dst);
@@ -473,11 +485,20 @@ pair_free(struct pair *p)
 {
 	int side, s;
 
+	/*
+	 * A channel the peer has not closed outlives ssh_channel_free()
+	 * inside libssh, and freeing one may flush, that is handle packets:
+	 * none of them may reach this pair's callbacks once it is gone.
+	 */
+	for (side = 0; side < 2; side++)
+		if (p->ch[side] != NULL)
+			ssh_remove_channel_callbacks(p->ch[side],
+			    &p->cb[side]);
 	for (side = 0; side < 2; side++) {
 		if (p->ch[side] != NULL)
 			ssh_channel_free(p->ch[side]);
 		for (s = 0; s < 2; s++)
-			free(p->carry[side][s]);
+			free(p->carry[side][s].buf);
 	}
 	free(p->sig);
 	free(p->sigmsg);
@@ -748,6 +769,24 @@ provisioner_spoke(struct relay *r)
 	}
 }
 
+/*
+ * libssh reads a socket a few kilobytes per event; a busy leg would cost
+ * a trip through poll() and every pair for each of them.  Take what is
+ * already there in one go, a bounded number of rounds so that the other
+ * leg and the other channels get their turn.
+ */
+static int
+drain(struct relay *r, int side)
+{
+	int i, rc = SSH_OK;
+
+	for (i = 0; i < DRAIN_ROUNDS; i++)
+		if ((rc = ssh_event_dopoll(r->ev[side], 0)) != SSH_OK ||
+		    !ssh_is_connected(r->s[side]))
+			break;
+	return rc == SSH_AGAIN ? SSH_OK : rc;
+}
+
 int
 gw_relay_run(struct relay *r)
 {
@@ -787,7 +826,7 @@ gw_relay_run(struct relay *r)
 		}
 		for (side = 0; side < 2; side++)
 			if (pfd[side].revents != 0 &&
-			    ssh_event_dopoll(r->ev[side], 0) == SSH_ERROR &&
+			    drain(r, side) == SSH_ERROR &&
 			    !ssh_is_connected(r->s[side]))
 				break;
 		if (pfd[2].revents != 0)
@@ -825,15 +864,22 @@ gw_relay_run(struct relay *r)
 	    !ssh_is_connected(r->s[DOWN]) ? "client" :
 	    r->vm_stopped ? "vm-stopped" :
 	    !ssh_is_connected(r->s[UP]) ? "upstream" : "error");
-	while ((p = r->pairs) != NULL) {
-		r->pairs = p->next;
-		pair_free(p);
-	}
-	for (side = 0; side < 2; side++)
+	/*
+	 * Nothing more is owed on either leg: disconnect both before the
+	 * pairs go, so that no channel teardown waits on a peer (or runs
+	 * its callbacks) and no session callback outlives r.
+	 */
+	for (side = 0; side < 2; side++) {
 		if (r->ev[side] != NULL) {
 			ssh_event_remove_session(r->ev[side], r->s[side]);
 			ssh_event_free(r->ev[side]);
 		}
+		ssh_disconnect(r->s[side]);
+	}
+	while ((p = r->pairs) != NULL) {
+		r->pairs = p->next;
+		pair_free(p);
+	}
 	free(r);
 	return ret;
 }

@@ -57,6 +57,39 @@ check "stopped client: no busy loop (${cpu_pct}% CPU)" [ "$cpu_pct" -le 5 ]
 kill -CONT "$cpid"; kill "$cpid"; wait "$cpid" 2>/dev/null
 sleep 1
 
+# A client that reads, but slowly: each window it opens lets data in,
+# and none of that may pile up in the gateway (libssh re-opens a
+# channel's window whenever it is read, however much it still holds).
+wait_until 100 [ -z "$(pgrep -P "$GWPID")" ]
+ssh "${SSHOPTS[@]}" -i "$T/alice" proja@127.0.0.1 'head -c 40M /dev/zero' |
+    python3 -c '
+import sys, time
+n = 0
+while True:
+    b = sys.stdin.buffer.read(65536)
+    if not b:
+        break
+    n += len(b)
+    time.sleep(0.02)
+print(n)
+' >"$T/slow.out" &
+spid=$!
+sleep 2
+gw_child=$(child_of)
+check "slow client: session child found" [ -n "$gw_child" ]
+rss_max=0
+for i in $(seq 8); do
+	rss=$(awk '/VmRSS/ {print $2}' "/proc/$gw_child/status" 2>/dev/null)
+	[ "${rss:-0}" -gt "$rss_max" ] && rss_max=$rss
+	sleep 1
+done
+wait "$spid"
+echo "# slow client: largest rss ${rss_max} kB"
+check "slow client: gateway memory bounded (${rss_max} kB < 32 MiB)" \
+    [ "$rss_max" -lt 32768 ]
+expect_eq "slow client: every byte arrived" $((40 * 1024 * 1024)) \
+    "$(cat "$T/slow.out")"
+
 # The same with a suspended sftp download (rate-limited so that it is
 # still running when stopped).
 head -c 20M /dev/urandom >"$T/big"
