@@ -255,6 +255,15 @@ auth_pubkey(ssh_session session, const char *user, struct ssh_key_struct
 	const char *type;
 	int ret = SSH_AUTH_DENIED;
 
+	/*
+	 * After the key's partial success only the second factor may
+	 * follow; another key must not replace the developer it is for.
+	 */
+	if (c->key_ok) {
+		gw_auth_log(c, "reject", "publickey", user,
+		    "second-factor-pending");
+		return SSH_AUTH_DENIED;
+	}
 	c->developer[0] = c->fp[0] = '\0';
 	if (++c->tries > c->cfg->max_auth_tries) {
 		fail(c, "publickey", user, "too-many-tries");

@@ -36,7 +36,9 @@
 struct child {
 	pid_t	 pid;
 	int	 evfd;
-	int	 authed;
+	int	 authed;	/* no longer counts as pre-auth */
+	int	 proven;	/* a developer got in on it */
+	int	 fails;		/* failed attempts, counted at its end */
 	int	 port;
 	char	 addr[64];
 };
@@ -331,31 +333,43 @@ spawn(const struct prison_config *cfg, ssh_bind b, int lfd, int fd,
 	children[nchildren].pid = pid;
 	children[nchildren].evfd = pfd[0];
 	children[nchildren].authed = 0;
+	children[nchildren].proven = 0;
+	children[nchildren].fails = 0;
 	children[nchildren].port = port;
 	snprintf(children[nchildren].addr, sizeof(children[0].addr), "%s",
 	    addr);
 	nchildren++;
 }
 
+/*
+ * A connection's failed attempts count against its source only if it
+ * never got in: a developer whose agent offers other keys first, or
+ * several behind one NAT address, must not lock themselves out.  A
+ * source that never gets in is counted once each of its connections
+ * ends, which is also when the next one is checked.
+ */
 static void
 child_events(const struct prison_config *cfg, size_t i)
 {
+	struct child *ch = &children[i];
 	char ev[64];
 	ssize_t n, k;
 
-	n = read(children[i].evfd, ev, sizeof(ev));
+	n = read(ch->evfd, ev, sizeof(ev));
 	if (n <= 0) {
 		/* Child gone; reap() removes it. */
-		close(children[i].evfd);
-		children[i].evfd = -1;
-		children[i].authed = 1;
+		close(ch->evfd);
+		ch->evfd = -1;
+		ch->authed = 1;
+		for (; !ch->proven && ch->fails > 0; ch->fails--)
+			source_fail(cfg, ch->addr);
 		return;
 	}
 	for (k = 0; k < n; k++) {
 		if (ev[k] == GW_EV_AUTHENTICATED)
-			children[i].authed = 1;
+			ch->authed = ch->proven = 1;
 		else if (ev[k] == GW_EV_FAILURE)
-			source_fail(cfg, children[i].addr);
+			ch->fails++;
 	}
 }
 

@@ -161,7 +161,18 @@ check "max_auth_tries: at most 3 keys tried, then cut off ($n)" \
 gw_stop
 conf_set gateway max_failures_per_source 3
 gw_start || { cat "$T/gw.log"; exit 1; }
+# A developer whose agent offers another key first is not counted: the
+# connection got in.
+n=0
+for i in 1 2 3 4; do
+	timeout 60 ssh "${SSHOPTS[@]}" -i "$T/stranger" -i "$T/alice" \
+	    proja@127.0.0.1 true 2>/dev/null && n=$((n + 1))
+done
+expect_eq "failures per source: a refused key before the right one is not" \
+    4 "$n"
 for i in 1 2 3; do gssh stranger true 2>/dev/null; done
+# Counted as each of those connections ends; the next is checked then.
+wait_until 100 [ -z "$(pgrep -P "$GWPID")" ]
 gssh alice true 2>/dev/null; rc=$?
 expect_eq "failures per source: further logins from there refused" 255 "$rc"
 expect_match "failures per source: logged as block" \
