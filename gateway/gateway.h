@@ -78,7 +78,7 @@ struct gw_conn {
 };
 
 /* session.c */
-void	gw_tcp_tune(int fd, int keepalive);
+void	gw_tcp_tune(int fd, int keepalive, int bound_retries);
 void	gw_flush(ssh_session s, ssh_event ev, int ms);
 void	gw_session(const struct prison_config *cfg, ssh_bind bind, int fd,
 	    ssh_key client_key, int evfd);

@@ -22,7 +22,7 @@
 #include "log.h"
 
 void
-gw_tcp_tune(int fd, int keepalive)
+gw_tcp_tune(int fd, int keepalive, int bound_retries)
 {
 	int one = 1, cnt = 3;
 	unsigned int user_timeout;
@@ -36,12 +36,17 @@ gw_tcp_tune(int fd, int keepalive)
 	setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &keepalive,
 	    sizeof(keepalive));
 	setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof(cnt));
+	if (!bound_retries)
+		return;
 	/*
 	 * Keepalive probes only run on an idle connection.  A peer that
 	 * vanished with our data unacknowledged (a stopped VM whose TAP is
 	 * gone) would otherwise keep the session for the ~15 minutes of
 	 * TCP retransmission; the relay's periodic messages make sure there
-	 * is always such data to time out on.
+	 * is always such data to time out on.  Only for the project's
+	 * leg: the limit also ends a connection whose peer keeps its window
+	 * shut, which is what a suspended client does, and a direct sshd
+	 * keeps that one.
 	 */
 	user_timeout = (unsigned int)keepalive * (unsigned int)cnt * 1000;
 	setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &user_timeout,
@@ -116,7 +121,7 @@ gw_session(const struct prison_config *cfg, ssh_bind bind, int fd,
 	c.prov_fd = -1;
 	c.ki_fd = -1;
 	peer_name(fd, &c);
-	gw_tcp_tune(fd, cfg->keepalive_interval);
+	gw_tcp_tune(fd, cfg->keepalive_interval, 0);
 
 	signal(SIGALRM, on_grace);
 	alarm(cfg->login_grace_time);

@@ -151,7 +151,7 @@ gw_upstream_open(struct gw_conn *c, const char *host, int port,
 		    port, ssh_get_error(up));
 		goto out;
 	}
-	gw_tcp_tune(ssh_get_fd(up), c->cfg->keepalive_interval);
+	gw_tcp_tune(ssh_get_fd(up), c->cfg->keepalive_interval, 1);
 	if ((line = server_key_line(up, err, errlen)) == NULL)
 		goto out;
 	if (pinned != NULL) {
