@@ -75,7 +75,8 @@ DEB_RUN := openssh-client openssh-server qemu-system-x86 qemu-utils \
 	ca-certificates libpam-modules
 DEB_TEST := putty-tools dropbear-bin ssh-audit libpam-wrapper pamtester \
 	oathtool libpam-oath \
-	socat netcat-openbsd curl python3 python3-yaml procps psmisc strace git \
+	socat netcat-openbsd curl python3 python3-yaml python3-paramiko xauth \
+	procps psmisc strace git \
 	iputils-ping \
 	tmux rsync systemd
 

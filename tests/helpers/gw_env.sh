@@ -30,7 +30,9 @@ sshd_start() {
 	local d=$T/$1 port=$2
 	mkdir -p "$d" /run/sshd
 	ssh-keygen -q -t ed25519 -N '' -f "$d/host_key" </dev/null
+	# sshd keeps the first value it reads: the extras come first.
 	cat >"$d/sshd_config" <<EOC
+${GW_SSHD_EXTRA:-}
 Port $port
 ListenAddress 127.0.0.1
 HostKey $d/host_key
@@ -48,7 +50,6 @@ Subsystem sftp internal-sftp
 LogLevel ERROR
 MaxStartups 200:30:300
 MaxSessions 100
-${GW_SSHD_EXTRA:-}
 EOC
 	/usr/sbin/sshd -f "$d/sshd_config" -E "$d/sshd.log" || return 1
 	on_exit "kill \$(cat '$d/sshd.pid') 2>/dev/null"

@@ -97,6 +97,25 @@ expect_match "password: refused" 'Permission denied \(publickey\)' "$m_pw"
 gssh bob true 2>/dev/null
 expect_eq "non-member: exit 255" 255 $?
 
+# --- what OpenSSH's client never does -------------------------------
+RAW=(/usr/bin/python3 "$TOP/tests/helpers/ssh_raw.py")
+if /usr/bin/python3 -c 'import paramiko' 2>/dev/null; then
+	out=$("${RAW[@]}" signed "$GPORT" proja "$T/alice" 'echo signed-first')
+	expect_eq "a signature without a probe first logs in" signed-first "$out"
+	"${RAW[@]}" badsig "$GPORT" proja "$T/alice"
+	expect_eq "the member's key with a bad signature is refused" 1 $?
+	expect_match "bad signature: logged as such" \
+	    'verdict=reject method=publickey project=proja .*reason=bad-signature' \
+	    "$(cat "$T/gw.log")"
+	"${RAW[@]}" password "$GPORT" proja secret
+	expect_eq "a password sent anyway is refused" 1 $?
+	expect_match "password attempt: logged" \
+	    'verdict=reject method=password project=proja .*reason=password-disabled' \
+	    "$(cat "$T/gw.log")"
+else
+	skip "raw client checks" "python3-paramiko is not installed"
+fi
+
 # --- log grammar ----------------------------------------------------
 sleep 0.5
 re='auth: verdict=(accept|partial|reject|timeout|block|drop) method=[a-z-]+ project=[^ ]+ developer=[^ ]+ addr=[0-9a-f.:?]+ port=[0-9]+ key=[^ ]+ fp=[^ ]+ reason=[^ ]+$'
