@@ -81,16 +81,20 @@ say(const char *fmt, ...)
  * A set-id relay must not read a configuration an ordinary user could
  * have written: the file and every directory above it must be owned by
  * root and not writable by others (a root-owned sticky directory such as
- * /tmp is fine: nobody else can replace what root put there).
+ * /tmp is fine: nobody else can replace what root put there).  The
+ * resolved path goes to real (PATH_MAX bytes), and the caller must open
+ * that, not path: a symbolic link on the way could be swapped between
+ * the check and the open, the checked directories cannot.
  */
 static int
-safe_path(const char *path, char *err, size_t errlen)
+safe_path(const char *path, char *real, char *err, size_t errlen)
 {
 	char buf[PATH_MAX], *slash;
 	struct stat st;
 
-	if (realpath(path, buf) == NULL)
+	if (realpath(path, real) == NULL)
 		return seterr(err, errlen, "%s: %s", path, strerror(errno));
+	memcpy(buf, real, sizeof(buf));
 	for (;;) {
 		if (stat(buf, &st) == -1)
 			return seterr(err, errlen, "%s: %s", buf,
@@ -483,7 +487,8 @@ main(int argc, char **argv)
 	struct target t = { NULL, NULL, NULL, NULL, NULL, -1 };
 	struct passwd *pw;
 	const char *cfgpath, *cmd;
-	char err[512], self[PATH_MAX], shell[PATH_MAX], *key = NULL;
+	char err[512], self[PATH_MAX], shell[PATH_MAX], real[PATH_MAX];
+	char *key = NULL;
 	size_t keylen = 0;
 	int setid, cfg_loaded = 0, keyfd = -1, pinfd = -1, subsystem;
 	int ret = RELAY_EXIT;
@@ -514,10 +519,12 @@ main(int argc, char **argv)
 	/* The configuration decides which key goes where: set-id, only
 	 * one that root wrote is believed. */
 	cfgpath = getenv("PRISON_CONFIG");
-	if (setid && cfgpath != NULL &&
-	    safe_path(cfgpath, err, sizeof(err)) == -1) {
-		say("refusing configuration: %s", err);
-		goto out;
+	if (setid && cfgpath != NULL && *cfgpath != '\0') {
+		if (safe_path(cfgpath, real, err, sizeof(err)) == -1) {
+			say("refusing configuration: %s", err);
+			goto out;
+		}
+		cfgpath = real;
 	}
 	if (config_load(cfgpath, &cfg, err, sizeof(err)) == -1) {
 		say("configuration: %s", err);
