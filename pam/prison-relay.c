@@ -267,6 +267,35 @@ ensure_vm(const struct prison_config *cfg, const char *project,
 }
 
 /*
+ * Read a file the caller named (through the environment) with the
+ * caller's own group, so that whether it opens, and how it fails, tells
+ * nothing about files only the relay's group may read.  The set-gid
+ * group stays saved and comes back afterwards.
+ */
+static int
+read_as_caller(const char *path, size_t max, char **data, size_t *len,
+    char *err, size_t errlen)
+{
+	gid_t egid = getegid();
+	int r, saved;
+
+	if (setegid(getgid()) == -1)
+		return seterr(err, errlen, "setegid: %s", strerror(errno));
+	r = read_file(path, max, data, len, err, errlen);
+	saved = errno;
+	if (setegid(egid) == -1) {
+		if (r == 0) {
+			free(*data);
+			*data = NULL;
+		}
+		return seterr(err, errlen, "setegid back: %s",
+		    strerror(errno));
+	}
+	errno = saved;
+	return r;
+}
+
+/*
  * The developer from sshd's own record (ExposeAuthInfo), checked again
  * here: pam_prison's session phase is the rule, this keeps a host whose
  * PAM stack lacks it from relaying anyone sshd let in.
@@ -285,7 +314,7 @@ check_developer(const struct registry *reg, const char *project, char *err,
 	if (path == NULL)
 		return seterr(err, errlen, "SSH_USER_AUTH is not set: sshd "
 		    "needs ExposeAuthInfo yes");
-	if (read_file(path, 64 * 1024, &data, &len, err, errlen) == -1)
+	if (read_as_caller(path, 64 * 1024, &data, &len, err, errlen) == -1)
 		return -1;
 	if ((u = authinfo_developer(reg, data, &k, why, sizeof(why))) == NULL) {
 		seterr(err, errlen, "%s", why);

@@ -279,6 +279,13 @@ expect_match "relay refuses a developer who is not a member" \
     "$(relay_as "$proj" PRISON_CONFIG=$T/prison.conf \
     SSH_USER_AUTH=$T/bobauth)"
 
+# sshd's record is named by the caller: the relay reads it without its
+# group, so a group-only file is as closed to it as to the caller.
+expect_match "relay reads SSH_USER_AUTH without its group" \
+    "access refused: .*Permission denied" \
+    "$(relay_as "$proj" PRISON_CONFIG=$T/prison.conf \
+    SSH_USER_AUTH=$T/etc/gateway_client_ed25519_key)"
+
 # Accounts outside the project group are untouched by the examples:
 # their own authorized_keys, their own shell, no pam_prison.
 mkdir -p "$T/devhome/.ssh"
