@@ -19,6 +19,7 @@
 #include <sys/mman.h>
 #include <sys/pidfd.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 
@@ -112,7 +113,12 @@ safe_path(const char *path, char *real, char *err, size_t errlen)
 	}
 }
 
-/* A memory file holding data, mode 0600, for ssh to open by path. */
+/*
+ * A memory file holding data, mode 0600, for ssh to open by path.  ssh
+ * opens /proc/<relay>/fd/N, the relay's own descriptor, so its copy
+ * need not be inherited: close-on-exec keeps the key out of ssh's
+ * descriptor table and out of anything ssh runs.
+ */
 static int
 memfile(const char *name, const char *data, size_t len, char *err,
     size_t errlen)
@@ -121,7 +127,7 @@ memfile(const char *name, const char *data, size_t len, char *err,
 	ssize_t n;
 	int fd;
 
-	if ((fd = memfd_create(name, 0)) == -1)
+	if ((fd = memfd_create(name, MFD_CLOEXEC)) == -1)
 		return seterr(err, errlen, "memfd_create: %s",
 		    strerror(errno));
 	if (fchmod(fd, 0600) == -1) {
@@ -514,6 +520,7 @@ main(int argc, char **argv)
 	struct registry *reg = NULL;
 	const struct reg_project *p;
 	struct target t = { NULL, NULL, NULL, NULL, NULL, -1 };
+	struct rlimit nocore = { 0, 0 };
 	struct passwd *pw;
 	const char *cfgpath, *cmd;
 	char err[512], self[PATH_MAX], shell[PATH_MAX], real[PATH_MAX];
@@ -525,6 +532,15 @@ main(int argc, char **argv)
 
 	log_init("prison-relay", 0);
 	setid = getegid() != getgid() || geteuid() != getuid();
+	/*
+	 * drop_group() makes the relay dumpable again so that ssh may
+	 * open its memory files; a core dump must still never put the
+	 * key on disk.
+	 */
+	if (setrlimit(RLIMIT_CORE, &nocore) == -1) {
+		say("setrlimit: %s", strerror(errno));
+		goto out;
+	}
 	memset(&cfg, 0, sizeof(cfg));
 
 	if ((pw = getpwuid(getuid())) == NULL) {
@@ -591,6 +607,9 @@ main(int argc, char **argv)
 		goto out;
 	}
 	keyfd = memfile("prison-client-key", key, keylen, err, sizeof(err));
+	/* The memory file is the only copy left. */
+	freezero(key, keylen);
+	key = NULL;
 	pinfd = memfile("prison-known-hosts", t.pins, strlen(t.pins), err,
 	    sizeof(err));
 	if (keyfd == -1 || pinfd == -1) {

@@ -239,6 +239,39 @@ expect_eq "pam_prison's session phase refused bob and only bob" 1 \
     "$(grep -c 'PAM: pam_open_session(): ' "$T/door/log")"
 rm -f "$T/door/keys/$proj"
 
+# While a session runs: the key's memory file stays the relay's own
+# (ssh opens it through /proc/<relay>/fd, nothing inherits it), and the
+# relay, dumpable again for that, cannot dump core.
+door alice "$proj" 'echo up; exec sleep 30' </dev/null >"$T/live.out" \
+    2>/dev/null &
+live=$!
+wait_until 100 grep -q up "$T/live.out"
+rpid=$(pgrep -u "$proj" -x prison-relay | head -n 1)
+spid=$(pgrep -P "${rpid:-0}" -x ssh | head -n 1)
+check "a live session: relay and its ssh found" \
+    test -n "$rpid" -a -n "$spid"
+expect_eq "the relay holds the key's memory file" 1 \
+    "$(ls -l "/proc/$rpid/fd" 2>/dev/null | grep -c memfd:prison-client-key)"
+# ssh closes stray descriptors itself; the relay must not count on it.
+cloexec=
+for fd in /proc/"$rpid"/fd/*; do
+	case $(readlink "$fd" 2>/dev/null) in
+	*memfd:prison-*) ;;
+	*) continue ;;
+	esac
+	flags=$(awk '$1 == "flags:" { print $2 }' \
+	    "/proc/$rpid/fdinfo/${fd##*/}")
+	cloexec="$cloexec $(( (8#$flags & 8#2000000) != 0 ))"
+done
+expect_eq "both memory files are close-on-exec" " 1 1" "$cloexec"
+expect_eq "ssh holds none of them" 0 \
+    "$(ls -l "/proc/$spid/fd" 2>/dev/null | grep -c memfd:prison)"
+expect_match "the relay's core size limit is 0" \
+    '^Max core file size +0 +0 ' "$(cat "/proc/$rpid/limits" 2>/dev/null)"
+kill "$live" 2>/dev/null
+[ -n "$spid" ] && kill "$spid" 2>/dev/null
+wait "$live" 2>/dev/null
+
 # ---- a VM project: ensure, pinned host key -------------------------
 : >"$T/requests"
 got=$(door alice "$vproj" 'echo vm ok' </dev/null 2>&1)
