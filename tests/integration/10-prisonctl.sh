@@ -34,6 +34,17 @@ fails() {
 fp_of() { ssh-keygen -lf "$1" | awk '{print $2}'; }
 jq_py() { python3 -c "import json,sys; d=json.load(sys.stdin); print($1)"; }
 
+# ---- usage: errors are one line on stderr, --help is the full list
+fails "no command: one line, non-zero" 'no command given'
+fails "unknown command: one line, non-zero" \
+    "unknown command 'frob' \(see prisonctl --help\)" frob x
+fails "unknown option: one line, non-zero" "unknown option '-z'" -z user list
+run --help
+expect_eq "--help: exit status 0" 0 "$rc"
+expect_match "--help: full usage on stdout" \
+    '^usage: prisonctl .* user add.* project add' "$(echo $out)"
+expect_eq "--help: nothing on stderr" "" "$errout"
+
 # ---- users
 run user add alice; expect_eq "user add alice" 0 "$rc"
 run user add bob; expect_eq "user add bob" 0 "$rc"
