@@ -318,15 +318,19 @@ expect_eq "20 parallel user adds all present" 20 \
     "$(printf '%s' "$out" | jq_py 'len([u for u in d if u["name"].startswith("u")])')"
 
 # ---- kill -9 at random moments: old or new, never torn
-# Pad the registry with 3000 developers (public keys are not re-checked on
-# load) so each write takes long enough to be interrupted often.
+# Pad the registry with 3000 developers so each write takes long enough
+# to be interrupted often.  Loads check every key, so these are
+# well-formed ed25519 keys with their true fingerprints.
 python3 - "$REG" <<'PY'
-import base64, json, os, sys
+import base64, hashlib, json, os, struct, sys
+def s(b): return struct.pack(">I", len(b)) + b
 d = json.load(open(sys.argv[1]))
 for i in range(3000):
+	blob = s(b"ssh-ed25519") + s(os.urandom(32))
+	fp = base64.b64encode(hashlib.sha256(blob).digest()).decode()
 	d["users"].append({"name": "pad%d" % i, "disabled": False, "keys": [{
-	    "type": "ssh-ed25519", "blob": base64.b64encode(os.urandom(51))
-	    .decode(), "comment": "padding", "fingerprint": "SHA256:x%d" % i}]})
+	    "type": "ssh-ed25519", "blob": base64.b64encode(blob).decode(),
+	    "comment": "padding", "fingerprint": "SHA256:" + fp.rstrip("=")}]})
 json.dump(d, open(sys.argv[1] + ".new", "w"))
 os.rename(sys.argv[1] + ".new", sys.argv[1])
 PY
@@ -413,6 +417,20 @@ for bad_doc in '{"version":1,"users":[' '{"version":2,"users":[],"projects":[]}'
 done
 printf '{"version":2,"users":[],"projects":[]}' >"$REG"
 fails "unknown version named" 'unsupported version 2' user list
+# A hand-edited key: checked on load as when it was added.
+blob=$(cut -d' ' -f2 "$K/new.pub")
+for key in "ssh-rsa $blob $(fp_of "$K/new.pub")" \
+    "ssh-ed25519 ${blob:0:40} $(fp_of "$K/new.pub")" \
+    "ssh-ed25519 $blob SHA256:wrong"; do
+	set -- $key
+	printf '{"version":1,"users":[{"name":"kim","keys":[{"type":"%s",'\
+'"blob":"%s","fingerprint":"%s"}]}]}' "$1" "$2" "$3" >"$REG"
+	cp "$REG" "$T/before"
+	fails "bad key refused, naming file and user: $1 ${2:0:20}... $3" \
+	    "$REG: users\[0\]\.keys\[0\] \(user kim\): .*will not overwrite" \
+	    user add zz
+	unchanged "bad key $1 ${2:0:20}... $3"
+done
 
 # ---- a fresh install: state_dir does not exist yet
 printf '[paths]\nstate_dir = %s\nrun_dir = %s\n' "$T/fresh/state" "$T/run" \
