@@ -342,12 +342,14 @@ print([p["vcpus"] for p in d["projects"] if p["name"]=="par1"][0])' "$REG" \
 }
 # A kill counts as mid-write when it left a temporary file that was not
 # there before.  At least 60 rounds, more (up to 300) until one landed
-# mid-write: rounds that all miss the write prove nothing.  Kills fall
-# anywhere within one and a half times what one whole run takes here.
+# mid-write: rounds that all miss the write prove nothing.  The write
+# comes last, after reading and checking the registry, so kills fall
+# between half and 1.1 times what one whole run takes here: before the
+# write, during it, and after.
 tmps() { ls "$T/state" | grep '\.tmp\.' | sort; }
 t0=$(date +%s%N)
 "$P" project set par1 --vcpus 1 >/dev/null 2>&1
-span=$(( ($(date +%s%N) - t0) * 3 / 2000 ))
+span=$(( ($(date +%s%N) - t0) / 1000 ))
 [ "$span" -gt 0 ] || span=100000
 bad=0 midwrite=0 landed=0 i=0
 while [ $i -lt 60 ] || { [ $midwrite -eq 0 ] && [ $i -lt 300 ]; }; do
@@ -358,7 +360,7 @@ while [ $i -lt 60 ] || { [ $midwrite -eq 0 ] && [ $i -lt 300 ]; }; do
 	[ "$new" = "$old" ] && new=$(( new % 60 + 1 ))
 	"$P" project set par1 --vcpus $new >/dev/null 2>&1 &
 	pid=$!
-	us=$(( (RANDOM * 32768 + RANDOM) % span ))
+	us=$(( span / 2 + (RANDOM * 32768 + RANDOM) % (span * 6 / 10 + 1) ))
 	sleep "$(printf '%d.%06d' $((us / 1000000)) $((us % 1000000)))"
 	kill -9 $pid 2>/dev/null
 	wait $pid 2>/dev/null
