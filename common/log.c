@@ -10,6 +10,9 @@
 static const char *log_prog = "prison";
 static int log_stderr = 1;
 static enum log_level log_level = LOG_LVL_INFO;
+/* Per thread: a host process may run PAM from several at once. */
+static __thread void (*log_sink)(enum log_level, const char *);
+static __thread void (*log_die)(void);
 
 void
 log_init(const char *progname, int to_stderr)
@@ -18,6 +21,13 @@ log_init(const char *progname, int to_stderr)
 	log_stderr = to_stderr;
 	if (!to_stderr)
 		openlog(progname, LOG_PID | LOG_NDELAY, LOG_DAEMON);
+}
+
+void
+log_set_hooks(void (*sink)(enum log_level, const char *), void (*die)(void))
+{
+	log_sink = sink;
+	log_die = die;
 }
 
 void
@@ -36,7 +46,9 @@ log_vmsg(enum log_level lvl, const char *fmt, va_list ap)
 	if (lvl > log_level)
 		return;
 	vsnprintf(buf, sizeof(buf), fmt, ap);
-	if (log_stderr)
+	if (log_sink != NULL)
+		log_sink(lvl, buf);
+	else if (log_stderr)
 		fprintf(stderr, "%s[%ld]: %s\n", log_prog, (long)getpid(), buf);
 	else
 		syslog(prio[lvl], "%s", buf);
@@ -60,6 +72,8 @@ fatal(const char *fmt, ...)
 	va_start(ap, fmt);
 	log_vmsg(LOG_LVL_ERR, fmt, ap);
 	va_end(ap);
+	if (log_die != NULL)
+		log_die();
 	exit(1);
 }
 

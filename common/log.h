@@ -14,6 +14,16 @@ enum log_level { LOG_LVL_ERR, LOG_LVL_WARN, LOG_LVL_NOTICE, LOG_LVL_INFO,
 
 void	log_init(const char *progname, int to_stderr);
 void	log_set_level(enum log_level);
+/*
+ * For prison code running inside another program (pam_prison.so in sshd
+ * or the gateway), which must neither write to that program's stderr
+ * nor end it: with a sink, every line goes to sink instead of stderr or
+ * syslog; with die, fatal() calls it after logging, and die is expected
+ * not to return (it jumps back to the module's entry point).  Should it
+ * return, fatal() still exits.  NULL restores the default.  Per thread.
+ */
+void	log_set_hooks(void (*sink)(enum log_level, const char *),
+	    void (*die)(void));
 void	log_msg(enum log_level, const char *fmt, ...)
 	    __attribute__((format(printf, 2, 3)));
 void	fatal(const char *fmt, ...)

@@ -1,19 +1,18 @@
 /*
- * Parsing pasted public keys.  The base64 is decoded here (strictly, with
- * libsodium) so the type inside the blob can be compared with the type the
- * line claims; libssh then reads the key, and the key it read is encoded
+ * Parsing pasted public keys.  keyblob.c decodes the base64 (strictly)
+ * so the type inside the blob can be compared with the type the line
+ * claims; libssh then reads the key, and the key it read is encoded
  * again and must come out byte-identical, which refuses truncated blobs,
  * trailing bytes and non-canonical encodings in one check.
  */
-#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <jansson.h>
 #include <libssh/libssh.h>
-#include <sodium.h>
 
+#include "keyblob.h"
 #include "keyparse.h"
 #include "log.h"
 #include "xmalloc.h"
@@ -21,174 +20,23 @@
 #define MAX_LINE		(16 * 1024)
 #define MAX_COMMENT		1024
 
-enum kclass { K_UNKNOWN, K_OK, K_DSA, K_CERT };
-
-/*
- * What libssh 0.10 can verify at login.  The FIDO (sk-) types are kept:
- * libssh checks their signatures, including the user-presence flag.
- */
-static const char *const accepted[] = {
-	"ssh-ed25519",
-	"ecdsa-sha2-nistp256",
-	"ecdsa-sha2-nistp384",
-	"ecdsa-sha2-nistp521",
-	"ssh-rsa",
-	"sk-ssh-ed25519@openssh.com",
-	"sk-ecdsa-sha2-nistp256@openssh.com",
-	NULL
-};
-
-static enum kclass
-classify(const char *t)
-{
-	static const char cert[] = "-cert-v01@openssh.com";
-	size_t i, n = strlen(t);
-
-	for (i = 0; accepted[i] != NULL; i++)
-		if (strcmp(t, accepted[i]) == 0)
-			return K_OK;
-	if (strcmp(t, "ssh-dss") == 0)
-		return K_DSA;
-	if (n > sizeof(cert) - 1 && strcmp(t + n - (sizeof(cert) - 1),
-	    cert) == 0)
-		return K_CERT;
-	return K_UNKNOWN;
-}
-
-static int
-class_error(enum kclass c, const char *t, char *err, size_t errlen)
-{
-	char safe[48];
-	size_t i;
-
-	switch (c) {
-	case K_DSA:
-		return seterr(err, errlen, "DSA (ssh-dss) keys are refused: "
-		    "they are insecure and OpenSSH no longer accepts them");
-	case K_CERT:
-		return seterr(err, errlen, "certificates are not accepted; "
-		    "register the plain public key");
-	default:
-		break;
-	}
-	/* Echo the type only when it cannot be anything but a name. */
-	for (i = 0; t[i] != '\0' && i < 40; i++)
-		if (strchr("abcdefghijklmnopqrstuvwxyz0123456789@.-_", t[i]) ==
-		    NULL)
-			break;
-	if (t[i] != '\0' || i == 0)
-		return seterr(err, errlen, "not a public key (unknown key "
-		    "type)");
-	log_safe(safe, sizeof(safe), t);
-	return seterr(err, errlen, "unknown key type \"%s\"", safe);
-}
-
-static uint32_t
-get_u32(const unsigned char *p)
-{
-	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 |
-	    (uint32_t)p[2] << 8 | p[3];
-}
-
-/* Bits of the RSA modulus: blob = string type, mpint e, mpint n. */
-static int
-rsa_bits(const unsigned char *b, size_t len)
-{
-	size_t off = 0, i, n = 0;
-	uint32_t l = 0;
-	int bits, part;
-
-	for (part = 0; part < 3; part++) {
-		if (len - off < 4)
-			return -1;
-		l = get_u32(b + off);
-		off += 4;
-		if (l > len - off)
-			return -1;
-		if (part < 2)
-			off += l;
-	}
-	for (i = 0; i < l && b[off + i] == 0; i++)
-		;
-	n = l - i;
-	if (n == 0)
-		return 0;
-	bits = (int)n * 8;
-	for (part = 0x80; part > 0 && (b[off + i] & part) == 0; part >>= 1)
-		bits--;
-	return bits;
-}
-
-static char *
-fingerprint_of(ssh_key key, char *err, size_t errlen)
-{
-	unsigned char *hash = NULL;
-	size_t hlen = 0, b64len;
-	char *out = NULL;
-
-	if (ssh_get_publickey_hash(key, SSH_PUBLICKEY_HASH_SHA256, &hash,
-	    &hlen) != 0) {
-		seterr(err, errlen, "cannot compute the key's fingerprint");
-		return NULL;
-	}
-	b64len = sodium_base64_ENCODED_LEN(hlen,
-	    sodium_base64_VARIANT_ORIGINAL_NO_PADDING);
-	out = xmalloc(7 + b64len);
-	memcpy(out, "SHA256:", 7);
-	sodium_bin2base64(out + 7, b64len, hash, hlen,
-	    sodium_base64_VARIANT_ORIGINAL_NO_PADDING);
-	ssh_clean_pubkey_hash(&hash);
-	return out;
-}
-
 /*
  * Check the base64 blob b64 (claimed type ctype, or NULL when the input
- * names none) and fill k's type, blob and fingerprint.
+ * names none) and fill k's type, blob and fingerprint.  keyblob_check()
+ * reads the blob's layout; libssh then reads the key, which encoded
+ * again must come out byte-identical.
  */
 static int
 check_blob(const char *ctype, const char *b64, struct reg_key *k,
     char *err, size_t errlen)
 {
-	unsigned char *bin = NULL;
-	size_t b64len = strlen(b64), binlen = 0;
-	const char *end = NULL;
-	char *inner = NULL, *again = NULL;
+	char *inner = NULL, *fp = NULL, *again = NULL;
 	enum ssh_keytypes_e t;
-	enum kclass c;
 	ssh_key key = NULL;
-	uint32_t n;
-	int r = -1, bits;
+	int r = -1;
 
-	if (b64len == 0 || b64len > MAX_LINE) {
-		seterr(err, errlen, "the key data is missing or too long");
+	if (keyblob_check(ctype, b64, &inner, &fp, err, errlen) == -1)
 		goto out;
-	}
-	bin = xmalloc(b64len);
-	if (sodium_base642bin(bin, b64len, b64, b64len, NULL, &binlen, &end,
-	    sodium_base64_VARIANT_ORIGINAL) != 0 || end != b64 + b64len) {
-		seterr(err, errlen, "the key data is not valid base64");
-		goto out;
-	}
-	if (binlen < 4 || (n = get_u32(bin)) > binlen - 4 || n == 0 ||
-	    n > 64 || memchr(bin + 4, '\0', n) != NULL) {
-		seterr(err, errlen, "the key data is truncated or is not an "
-		    "SSH public key");
-		goto out;
-	}
-	inner = xstrndup((char *)bin + 4, n);
-	if (ctype != NULL && strcmp(ctype, inner) != 0) {
-		if (classify(inner) == K_OK)
-			seterr(err, errlen, "the line says \"%s\" but the key "
-			    "data holds a %s key", ctype, inner);
-		else
-			seterr(err, errlen, "the line says \"%s\" but the key "
-			    "data holds another type", ctype);
-		goto out;
-	}
-	if ((c = classify(inner)) != K_OK) {
-		class_error(c, inner, err, errlen);
-		goto out;
-	}
 	t = ssh_key_type_from_name(inner);
 	if (t == SSH_KEYTYPE_UNKNOWN ||
 	    ssh_pki_import_pubkey_base64(b64, t, &key) != SSH_OK) {
@@ -202,22 +50,14 @@ check_blob(const char *ctype, const char *b64, struct reg_key *k,
 		    "malformed bytes)", inner);
 		goto out;
 	}
-	if (strcmp(inner, "ssh-rsa") == 0 &&
-	    (bits = rsa_bits(bin, binlen)) < KEYPARSE_MIN_RSA_BITS) {
-		seterr(err, errlen, "RSA key of %d bits refused: at least %d "
-		    "bits are required", bits, KEYPARSE_MIN_RSA_BITS);
-		goto out;
-	}
-	if ((k->fingerprint = fingerprint_of(key, err, errlen)) == NULL)
-		goto out;
 	k->type = inner;
-	inner = NULL;
+	k->fingerprint = fp;
 	k->blob = xstrdup(b64);
+	inner = fp = NULL;
 	r = 0;
  out:
-	if (bin != NULL)
-		freezero(bin, b64len);
 	free(inner);
+	free(fp);
 	ssh_string_free_char(again);
 	ssh_key_free(key);
 	return r;
@@ -299,7 +139,7 @@ has_options(const char *line)
 		return 0;
 	while (!found && next_token(line, &pos, &a, &b)) {
 		tok = xstrndup(line + a, b - a);
-		found = classify(tok) != K_UNKNOWN;
+		found = keyblob_classify(tok) != KB_UNKNOWN;
 		free(tok);
 	}
 	return found;
@@ -310,20 +150,20 @@ parse_oneline(const char *line, struct reg_key *k, char *err, size_t errlen)
 {
 	size_t pos = 0, a, b, c, d;
 	char *type = NULL, *b64 = NULL;
-	enum kclass cl;
+	enum keyblob_class cl;
 	int r = -1;
 
 	if (!next_token(line, &pos, &a, &b))
 		return seterr(err, errlen, "empty line");
 	type = xstrndup(line + a, b - a);
-	if ((cl = classify(type)) == K_UNKNOWN && has_options(line)) {
+	if ((cl = keyblob_classify(type)) == KB_UNKNOWN && has_options(line)) {
 		seterr(err, errlen, "authorized_keys options before the key "
 		    "are not accepted (prison adds its own); paste the key "
 		    "without them");
 		goto out;
 	}
-	if (cl != K_OK) {
-		class_error(cl, type, err, errlen);
+	if (cl != KB_OK) {
+		keyblob_class_error(cl, type, err, errlen);
 		goto out;
 	}
 	if (!next_token(line, &pos, &c, &d)) {

@@ -13,7 +13,6 @@
 #include "registry.h"
 
 #define KEYPARSE_MAX_INPUT	(1024 * 1024)
-#define KEYPARSE_MIN_RSA_BITS	2048
 
 /*
  * Parse text of len bytes.  On success *keys holds *nkeys (>= 1) keys to

@@ -83,6 +83,9 @@ main(int argc, char **argv)
 		usage(stdout);
 		return 0;
 	}
+	/* A usage error is one line saying what was wrong, as any other
+	 * failure; the full usage is for --help. */
+	opterr = 0;
 	while ((ch = getopt(argc, argv, "+c:h")) != -1) {
 		switch (ch) {
 		case 'c':
@@ -92,27 +95,32 @@ main(int argc, char **argv)
 			usage(stdout);
 			return 0;
 		default:
-			usage(stderr);
+			if (optopt == 'c')
+				ctl_fail("option -c needs a file (see "
+				    "prisonctl --help)");
+			else
+				ctl_fail("unknown option '-%c' (see "
+				    "prisonctl --help)", optopt);
 			return 2;
 		}
 	}
 	argc -= optind;
 	argv += optind;
 	if (argc < 1) {
-		usage(stderr);
+		ctl_fail("no command given (see prisonctl --help)");
+		return 2;
+	}
+	for (i = 0; i < sizeof(groups) / sizeof(groups[0]); i++)
+		if (strcmp(argv[0], groups[i].name) == 0)
+			break;
+	if (i == sizeof(groups) / sizeof(groups[0])) {
+		ctl_fail("unknown command '%s' (see prisonctl --help)",
+		    argv[0]);
 		return 2;
 	}
 	if (config_load(cfgfile, &cfg, err, sizeof(err)) == -1)
 		return ctl_fail("%s", err);
-	for (i = 0; i < sizeof(groups) / sizeof(groups[0]); i++) {
-		if (strcmp(argv[0], groups[i].name) != 0)
-			continue;
-		r = groups[i].fn(&cfg, argc - 1, argv + 1);
-		config_free(&cfg);
-		return r;
-	}
+	r = groups[i].fn(&cfg, argc - 1, argv + 1);
 	config_free(&cfg);
-	ctl_fail("unknown command \"%s\"", argv[0]);
-	usage(stderr);
-	return 2;
+	return r;
 }

@@ -19,6 +19,7 @@
 #include <jansson.h>
 
 #include "fileio.h"
+#include "keyblob.h"
 #include "log.h"
 #include "names.h"
 #include "registry.h"
@@ -161,6 +162,35 @@ registry_free(struct registry *reg)
 	free(reg);
 }
 
+/*
+ * A key is checked again on every load, as prisonctl checked it when it
+ * was added: a hand-edited or damaged entry would otherwise never match
+ * at login, or be logged under a fingerprint that is not its own.
+ */
+static int
+check_key(const struct reg_key *k, const char *where, char *err,
+    size_t errlen)
+{
+	char why[256], safe[64], *fp = NULL;
+	int r = -1;
+
+	if (keyblob_check(k->type, k->blob, NULL, &fp, why,
+	    sizeof(why)) == -1) {
+		seterr(err, errlen, "%s: %s", where, why);
+		goto out;
+	}
+	if (strcmp(fp, k->fingerprint) != 0) {
+		seterr(err, errlen, "%s: recorded fingerprint \"%s\" is not "
+		    "the key's (%s)", where, log_safe(safe, sizeof(safe),
+		    k->fingerprint), fp);
+		goto out;
+	}
+	r = 0;
+ out:
+	free(fp);
+	return r;
+}
+
 static int
 parse_key(json_t *jk, struct reg_key *k, const char *where, char *err,
     size_t errlen)
@@ -177,7 +207,7 @@ parse_key(json_t *jk, struct reg_key *k, const char *where, char *err,
 		return -1;
 	if (*k->type == '\0' || *k->blob == '\0')
 		return seterr(err, errlen, "%s: empty key type or blob", where);
-	return 0;
+	return check_key(k, where, err, errlen);
 }
 
 static int
@@ -207,7 +237,8 @@ parse_user(json_t *ju, struct reg_user *u, const char *where, char *err,
 		return seterr(err, errlen, "%s.keys: must be an array", where);
 	u->keys = xcalloc(json_array_size(v) + 1, sizeof(*u->keys));
 	json_array_foreach(v, i, jk) {
-		snprintf(kw, sizeof(kw), "%s.keys[%zu]", where, i);
+		snprintf(kw, sizeof(kw), "%s.keys[%zu] (user %s)", where, i,
+		    u->name);
 		u->nkeys++;
 		if (parse_key(jk, &u->keys[i], kw, err, errlen) == -1)
 			return -1;

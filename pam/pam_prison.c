@@ -22,6 +22,7 @@
  * user=developer|project.  docs/pam.md has the stacks.
  */
 #include <errno.h>
+#include <setjmp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -84,6 +85,61 @@ safe_text(char *dst, size_t dstlen, const char *src)
 	if (dstlen > 0)
 		dst[i] = '\0';
 	return dst;
+}
+
+typedef int entry_fn(pam_handle_t *, int, int, const char **);
+
+/* The handle and the way back of the entry point now running. */
+static __thread pam_handle_t *cur_pamh;
+static __thread jmp_buf *cur_exit;
+
+/* prison's log lines, from code shared with the daemons, to syslog. */
+static void
+module_log(enum log_level lvl, const char *msg)
+{
+	static const int prio[] = { LOG_ERR, LOG_WARNING, LOG_NOTICE,
+	    LOG_INFO, LOG_DEBUG };
+
+	if (cur_pamh != NULL)
+		pam_syslog(cur_pamh, prio[lvl], "%s", msg);
+	else
+		syslog(LOG_AUTHPRIV | prio[lvl], "pam_prison: %s", msg);
+}
+
+static void
+module_die(void)
+{
+	if (cur_exit != NULL)
+		longjmp(*cur_exit, 1);
+}
+
+/*
+ * Run an entry point so that fatal() in the shared code (out of memory
+ * in xmalloc(), mostly) makes it fail with PAM_BUF_ERR instead of ending
+ * sshd or the gateway.  What the entry point had allocated, or a
+ * provisioner connection it had opened, is lost with it: a leak in a
+ * process that is out of memory anyway, against killing it.
+ */
+static int
+guarded(entry_fn *fn, pam_handle_t *pamh, int flags, int argc,
+    const char **argv)
+{
+	jmp_buf back;
+	int rc;
+
+	cur_pamh = pamh;
+	log_set_hooks(module_log, module_die);
+	if (setjmp(back) != 0) {
+		rc = PAM_BUF_ERR;
+		goto out;
+	}
+	cur_exit = &back;
+	rc = fn(pamh, flags, argc, argv);
+ out:
+	cur_exit = NULL;
+	cur_pamh = NULL;
+	log_set_hooks(NULL, NULL);
+	return rc;
 }
 
 static int
@@ -303,8 +359,8 @@ decide(pam_handle_t *pamh, struct ctx *c, const char *phase, int may_defer)
 	return rc;
 }
 
-PAM_EXTERN int
-pam_sm_acct_mgmt(pam_handle_t *pamh, int flags, int argc, const char **argv)
+static int
+acct_mgmt(pam_handle_t *pamh, int flags, int argc, const char **argv)
 {
 	struct ctx c;
 	int rc;
@@ -389,9 +445,8 @@ ensure_hold(struct ctx *c, pam_handle_t *pamh, char *stage, size_t stagelen,
 	return fd;
 }
 
-PAM_EXTERN int
-pam_sm_open_session(pam_handle_t *pamh, int flags, int argc,
-    const char **argv)
+static int
+open_session(pam_handle_t *pamh, int flags, int argc, const char **argv)
 {
 	struct ctx c;
 	const struct reg_project *p;
@@ -440,6 +495,19 @@ pam_sm_open_session(pam_handle_t *pamh, int flags, int argc,
  out:
 	ctx_free(&c);
 	return rc;
+}
+
+PAM_EXTERN int
+pam_sm_acct_mgmt(pam_handle_t *pamh, int flags, int argc, const char **argv)
+{
+	return guarded(acct_mgmt, pamh, flags, argc, argv);
+}
+
+PAM_EXTERN int
+pam_sm_open_session(pam_handle_t *pamh, int flags, int argc,
+    const char **argv)
+{
+	return guarded(open_session, pamh, flags, argc, argv);
 }
 
 PAM_EXTERN int

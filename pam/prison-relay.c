@@ -19,6 +19,7 @@
 #include <sys/mman.h>
 #include <sys/pidfd.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 
@@ -81,16 +82,20 @@ say(const char *fmt, ...)
  * A set-id relay must not read a configuration an ordinary user could
  * have written: the file and every directory above it must be owned by
  * root and not writable by others (a root-owned sticky directory such as
- * /tmp is fine: nobody else can replace what root put there).
+ * /tmp is fine: nobody else can replace what root put there).  The
+ * resolved path goes to real (PATH_MAX bytes), and the caller must open
+ * that, not path: a symbolic link on the way could be swapped between
+ * the check and the open, the checked directories cannot.
  */
 static int
-safe_path(const char *path, char *err, size_t errlen)
+safe_path(const char *path, char *real, char *err, size_t errlen)
 {
 	char buf[PATH_MAX], *slash;
 	struct stat st;
 
-	if (realpath(path, buf) == NULL)
+	if (realpath(path, real) == NULL)
 		return seterr(err, errlen, "%s: %s", path, strerror(errno));
+	memcpy(buf, real, sizeof(buf));
 	for (;;) {
 		if (stat(buf, &st) == -1)
 			return seterr(err, errlen, "%s: %s", buf,
@@ -108,7 +113,12 @@ safe_path(const char *path, char *err, size_t errlen)
 	}
 }
 
-/* A memory file holding data, mode 0600, for ssh to open by path. */
+/*
+ * A memory file holding data, mode 0600, for ssh to open by path.  ssh
+ * opens /proc/<relay>/fd/N, the relay's own descriptor, so its copy
+ * need not be inherited: close-on-exec keeps the key out of ssh's
+ * descriptor table and out of anything ssh runs.
+ */
 static int
 memfile(const char *name, const char *data, size_t len, char *err,
     size_t errlen)
@@ -117,7 +127,7 @@ memfile(const char *name, const char *data, size_t len, char *err,
 	ssize_t n;
 	int fd;
 
-	if ((fd = memfd_create(name, 0)) == -1)
+	if ((fd = memfd_create(name, MFD_CLOEXEC)) == -1)
 		return seterr(err, errlen, "memfd_create: %s",
 		    strerror(errno));
 	if (fchmod(fd, 0600) == -1) {
@@ -263,6 +273,35 @@ ensure_vm(const struct prison_config *cfg, const char *project,
 }
 
 /*
+ * Read a file the caller named (through the environment) with the
+ * caller's own group, so that whether it opens, and how it fails, tells
+ * nothing about files only the relay's group may read.  The set-gid
+ * group stays saved and comes back afterwards.
+ */
+static int
+read_as_caller(const char *path, size_t max, char **data, size_t *len,
+    char *err, size_t errlen)
+{
+	gid_t egid = getegid();
+	int r, saved;
+
+	if (setegid(getgid()) == -1)
+		return seterr(err, errlen, "setegid: %s", strerror(errno));
+	r = read_file(path, max, data, len, err, errlen);
+	saved = errno;
+	if (setegid(egid) == -1) {
+		if (r == 0) {
+			free(*data);
+			*data = NULL;
+		}
+		return seterr(err, errlen, "setegid back: %s",
+		    strerror(errno));
+	}
+	errno = saved;
+	return r;
+}
+
+/*
  * The developer from sshd's own record (ExposeAuthInfo), checked again
  * here: pam_prison's session phase is the rule, this keeps a host whose
  * PAM stack lacks it from relaying anyone sshd let in.
@@ -281,7 +320,7 @@ check_developer(const struct registry *reg, const char *project, char *err,
 	if (path == NULL)
 		return seterr(err, errlen, "SSH_USER_AUTH is not set: sshd "
 		    "needs ExposeAuthInfo yes");
-	if (read_file(path, 64 * 1024, &data, &len, err, errlen) == -1)
+	if (read_as_caller(path, 64 * 1024, &data, &len, err, errlen) == -1)
 		return -1;
 	if ((u = authinfo_developer(reg, data, &k, why, sizeof(why))) == NULL) {
 		seterr(err, errlen, "%s", why);
@@ -481,9 +520,11 @@ main(int argc, char **argv)
 	struct registry *reg = NULL;
 	const struct reg_project *p;
 	struct target t = { NULL, NULL, NULL, NULL, NULL, -1 };
+	struct rlimit nocore = { 0, 0 };
 	struct passwd *pw;
 	const char *cfgpath, *cmd;
-	char err[512], self[PATH_MAX], shell[PATH_MAX], *key = NULL;
+	char err[512], self[PATH_MAX], shell[PATH_MAX], real[PATH_MAX];
+	char *key = NULL;
 	size_t keylen = 0;
 	int setid, cfg_loaded = 0, keyfd = -1, pinfd = -1, subsystem;
 	int ret = RELAY_EXIT;
@@ -491,6 +532,15 @@ main(int argc, char **argv)
 
 	log_init("prison-relay", 0);
 	setid = getegid() != getgid() || geteuid() != getuid();
+	/*
+	 * drop_group() makes the relay dumpable again so that ssh may
+	 * open its memory files; a core dump must still never put the
+	 * key on disk.
+	 */
+	if (setrlimit(RLIMIT_CORE, &nocore) == -1) {
+		say("setrlimit: %s", strerror(errno));
+		goto out;
+	}
 	memset(&cfg, 0, sizeof(cfg));
 
 	if ((pw = getpwuid(getuid())) == NULL) {
@@ -514,10 +564,12 @@ main(int argc, char **argv)
 	/* The configuration decides which key goes where: set-id, only
 	 * one that root wrote is believed. */
 	cfgpath = getenv("PRISON_CONFIG");
-	if (setid && cfgpath != NULL &&
-	    safe_path(cfgpath, err, sizeof(err)) == -1) {
-		say("refusing configuration: %s", err);
-		goto out;
+	if (setid && cfgpath != NULL && *cfgpath != '\0') {
+		if (safe_path(cfgpath, real, err, sizeof(err)) == -1) {
+			say("refusing configuration: %s", err);
+			goto out;
+		}
+		cfgpath = real;
 	}
 	if (config_load(cfgpath, &cfg, err, sizeof(err)) == -1) {
 		say("configuration: %s", err);
@@ -555,6 +607,9 @@ main(int argc, char **argv)
 		goto out;
 	}
 	keyfd = memfile("prison-client-key", key, keylen, err, sizeof(err));
+	/* The memory file is the only copy left. */
+	freezero(key, keylen);
+	key = NULL;
 	pinfd = memfile("prison-known-hosts", t.pins, strlen(t.pins), err,
 	    sizeof(err));
 	if (keyfd == -1 || pinfd == -1) {

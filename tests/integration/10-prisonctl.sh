@@ -34,6 +34,17 @@ fails() {
 fp_of() { ssh-keygen -lf "$1" | awk '{print $2}'; }
 jq_py() { python3 -c "import json,sys; d=json.load(sys.stdin); print($1)"; }
 
+# ---- usage: errors are one line on stderr, --help is the full list
+fails "no command: one line, non-zero" 'no command given'
+fails "unknown command: one line, non-zero" \
+    "unknown command 'frob' \(see prisonctl --help\)" frob x
+fails "unknown option: one line, non-zero" "unknown option '-z'" -z user list
+run --help
+expect_eq "--help: exit status 0" 0 "$rc"
+expect_match "--help: full usage on stdout" \
+    '^usage: prisonctl .* user add.* project add' "$(echo $out)"
+expect_eq "--help: nothing on stderr" "" "$errout"
+
 # ---- users
 run user add alice; expect_eq "user add alice" 0 "$rc"
 run user add bob; expect_eq "user add bob" 0 "$rc"
@@ -307,15 +318,19 @@ expect_eq "20 parallel user adds all present" 20 \
     "$(printf '%s' "$out" | jq_py 'len([u for u in d if u["name"].startswith("u")])')"
 
 # ---- kill -9 at random moments: old or new, never torn
-# Pad the registry with 3000 developers (public keys are not re-checked on
-# load) so each write takes long enough to be interrupted often.
+# Pad the registry with 3000 developers so each write takes long enough
+# to be interrupted often.  Loads check every key, so these are
+# well-formed ed25519 keys with their true fingerprints.
 python3 - "$REG" <<'PY'
-import base64, json, os, sys
+import base64, hashlib, json, os, struct, sys
+def s(b): return struct.pack(">I", len(b)) + b
 d = json.load(open(sys.argv[1]))
 for i in range(3000):
+	blob = s(b"ssh-ed25519") + s(os.urandom(32))
+	fp = base64.b64encode(hashlib.sha256(blob).digest()).decode()
 	d["users"].append({"name": "pad%d" % i, "disabled": False, "keys": [{
-	    "type": "ssh-ed25519", "blob": base64.b64encode(os.urandom(51))
-	    .decode(), "comment": "padding", "fingerprint": "SHA256:x%d" % i}]})
+	    "type": "ssh-ed25519", "blob": base64.b64encode(blob).decode(),
+	    "comment": "padding", "fingerprint": "SHA256:" + fp.rstrip("=")}]})
 json.dump(d, open(sys.argv[1] + ".new", "w"))
 os.rename(sys.argv[1] + ".new", sys.argv[1])
 PY
@@ -325,26 +340,43 @@ assert len(d["users"]) > 3000
 print([p["vcpus"] for p in d["projects"] if p["name"]=="par1"][0])' "$REG" \
 	    2>/dev/null || echo torn
 }
-bad=0 midwrite=0 landed=0
-for i in $(seq 1 60); do
+# A kill counts as mid-write when it left a temporary file that was not
+# there before.  At least 60 rounds, more (up to 300) until one landed
+# mid-write: rounds that all miss the write prove nothing.  The write
+# comes last, after reading and checking the registry, so kills fall
+# between half and 1.1 times what one whole run takes here: before the
+# write, during it, and after.
+tmps() { ls "$T/state" | grep '\.tmp\.' | sort; }
+t0=$(date +%s%N)
+"$P" project set par1 --vcpus 1 >/dev/null 2>&1
+span=$(( ($(date +%s%N) - t0) / 1000 ))
+[ "$span" -gt 0 ] || span=100000
+bad=0 midwrite=0 landed=0 i=0
+while [ $i -lt 60 ] || { [ $midwrite -eq 0 ] && [ $i -lt 300 ]; }; do
+	i=$((i + 1))
+	before=$(tmps)
 	old=$(vcpus_of_par1)
 	new=$(( i % 60 + 1 ))
 	[ "$new" = "$old" ] && new=$(( new % 60 + 1 ))
 	"$P" project set par1 --vcpus $new >/dev/null 2>&1 &
 	pid=$!
-	sleep "$(printf '0.%03d' $((RANDOM % 100)))"
+	us=$(( span / 2 + (RANDOM * 32768 + RANDOM) % (span * 6 / 10 + 1) ))
+	sleep "$(printf '%d.%06d' $((us / 1000000)) $((us % 1000000)))"
 	kill -9 $pid 2>/dev/null
 	wait $pid 2>/dev/null
 	now=$(vcpus_of_par1)
-	ls "$T/state" | grep -q '\.tmp\.' && midwrite=$((midwrite + 1))
+	[ -n "$(comm -13 <(echo "$before") <(tmps))" ] &&
+	    midwrite=$((midwrite + 1))
 	[ "$now" = "$new" ] && landed=$((landed + 1))
 	if [ "$now" != "$old" ] && [ "$now" != "$new" ]; then
 		bad=$((bad + 1))
 		echo "# round $i: was $old, set $new, found $now"
 	fi
 done
-expect_eq "kill -9 during writes: always old or new (60 rounds, \
+expect_eq "kill -9 during writes: always old or new ($i rounds, \
 $midwrite killed with a temporary file, $landed completed)" 0 "$bad"
+check "kill -9 during writes: some kill landed mid-write" \
+    test "$midwrite" -gt 0
 # Deterministic kills at each step of the write with strace's fault
 # injection: the first write to the temporary file, its fsync, the rename,
 # and the directory fsync after the rename.
@@ -387,6 +419,20 @@ for bad_doc in '{"version":1,"users":[' '{"version":2,"users":[],"projects":[]}'
 done
 printf '{"version":2,"users":[],"projects":[]}' >"$REG"
 fails "unknown version named" 'unsupported version 2' user list
+# A hand-edited key: checked on load as when it was added.
+blob=$(cut -d' ' -f2 "$K/new.pub")
+for key in "ssh-rsa $blob $(fp_of "$K/new.pub")" \
+    "ssh-ed25519 ${blob:0:40} $(fp_of "$K/new.pub")" \
+    "ssh-ed25519 $blob SHA256:wrong"; do
+	set -- $key
+	printf '{"version":1,"users":[{"name":"kim","keys":[{"type":"%s",'\
+'"blob":"%s","fingerprint":"%s"}]}]}' "$1" "$2" "$3" >"$REG"
+	cp "$REG" "$T/before"
+	fails "bad key refused, naming file and user: $1 ${2:0:20}... $3" \
+	    "$REG: users\[0\]\.keys\[0\] \(user kim\): .*will not overwrite" \
+	    user add zz
+	unchanged "bad key $1 ${2:0:20}... $3"
+done
 
 # ---- a fresh install: state_dir does not exist yet
 printf '[paths]\nstate_dir = %s\nrun_dir = %s\n' "$T/fresh/state" "$T/run" \

@@ -229,15 +229,50 @@ expect_match "disabled member refused" "Permission denied" "$got"
 # pam_open_session and its session child exits 254 before running
 # anything.
 cat "$T/bob.pub" >"$T/door/keys/$proj"
-got=$(door bob "$proj" 'echo inside' </dev/null 2>&1)
+got=$(door bob "$proj" 'echo inside' </dev/null 2>"$T/bob.err")
 rc=$?
+# stdout alone, line by line: sshd's or ssh's words on stderr must
+# neither hide nor fake the command's output.
 check_fails "a non-member whose key sshd accepted gets no command" \
-    test "$got" = inside
+    grep -qx inside <<<"$got"
 expect_eq "sshd ends that session with status 254" 254 $rc
 sleep 0.5
 expect_eq "pam_prison's session phase refused bob and only bob" 1 \
     "$(grep -c 'PAM: pam_open_session(): ' "$T/door/log")"
 rm -f "$T/door/keys/$proj"
+
+# While a session runs: the key's memory file stays the relay's own
+# (ssh opens it through /proc/<relay>/fd, nothing inherits it), and the
+# relay, dumpable again for that, cannot dump core.
+door alice "$proj" 'echo up; exec sleep 30' </dev/null >"$T/live.out" \
+    2>/dev/null &
+live=$!
+wait_until 100 grep -q up "$T/live.out"
+rpid=$(pgrep -u "$proj" -x prison-relay | head -n 1)
+spid=$(pgrep -P "${rpid:-0}" -x ssh | head -n 1)
+check "a live session: relay and its ssh found" \
+    test -n "$rpid" -a -n "$spid"
+expect_eq "the relay holds the key's memory file" 1 \
+    "$(ls -l "/proc/$rpid/fd" 2>/dev/null | grep -c memfd:prison-client-key)"
+# ssh closes stray descriptors itself; the relay must not count on it.
+cloexec=
+for fd in /proc/"$rpid"/fd/*; do
+	case $(readlink "$fd" 2>/dev/null) in
+	*memfd:prison-*) ;;
+	*) continue ;;
+	esac
+	flags=$(awk '$1 == "flags:" { print $2 }' \
+	    "/proc/$rpid/fdinfo/${fd##*/}")
+	cloexec="$cloexec $(( (8#$flags & 8#2000000) != 0 ))"
+done
+expect_eq "both memory files are close-on-exec" " 1 1" "$cloexec"
+expect_eq "ssh holds none of them" 0 \
+    "$(ls -l "/proc/$spid/fd" 2>/dev/null | grep -c memfd:prison)"
+expect_match "the relay's core size limit is 0" \
+    '^Max core file size +0 +0 ' "$(cat "/proc/$rpid/limits" 2>/dev/null)"
+kill "$live" 2>/dev/null
+[ -n "$spid" ] && kill "$spid" 2>/dev/null
+wait "$live" 2>/dev/null
 
 # ---- a VM project: ensure, pinned host key -------------------------
 : >"$T/requests"
@@ -278,6 +313,13 @@ expect_match "relay refuses a developer who is not a member" \
     "developer bob may not use project $proj" \
     "$(relay_as "$proj" PRISON_CONFIG=$T/prison.conf \
     SSH_USER_AUTH=$T/bobauth)"
+
+# sshd's record is named by the caller: the relay reads it without its
+# group, so a group-only file is as closed to it as to the caller.
+expect_match "relay reads SSH_USER_AUTH without its group" \
+    "access refused: .*Permission denied" \
+    "$(relay_as "$proj" PRISON_CONFIG=$T/prison.conf \
+    SSH_USER_AUTH=$T/etc/gateway_client_ed25519_key)"
 
 # Accounts outside the project group are untouched by the examples:
 # their own authorized_keys, their own shell, no pam_prison.

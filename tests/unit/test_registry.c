@@ -14,10 +14,20 @@
 static char dir[] = "/tmp/prison-reg-test.XXXXXX";
 static char path[256];
 
+/* A real key (ssh-keygen -lf gives the fingerprint): loads are checked. */
+#define ED_BLOB	"AAAAC3NzaC1lZDI1NTE5AAAAIBUtkpLdqtirOVgOgbQOvOQ2b6XovPCN3f7H" \
+		"8xygbXir"
+#define ED_FP	"SHA256:nIbBPeCwdY7XNsncqddrC/XWSC8eHGCDOW6X2WbKfXs"
+#define ED_KEY	"{\"type\":\"ssh-ed25519\",\"blob\":\"" ED_BLOB "\"," \
+		"\"fingerprint\":\"" ED_FP "\"}"
+/* One user "a" holding the key object KEY. */
+#define ONE_KEY(key) "{\"version\":1,\"users\":[{\"name\":\"a\"," \
+		"\"keys\":[" key "]}]}"
+
 static const char good[] =
     "{\"version\":1,\"users\":[{\"name\":\"alice\",\"disabled\":false,"
-    "\"keys\":[{\"type\":\"ssh-ed25519\",\"blob\":\"AAAAx\",\"comment\":"
-    "\"a b\",\"fingerprint\":\"SHA256:x\"}]},{\"name\":\"bob\","
+    "\"keys\":[{\"type\":\"ssh-ed25519\",\"blob\":\"" ED_BLOB "\","
+    "\"comment\":\"a b\",\"fingerprint\":\"" ED_FP "\"}]},{\"name\":\"bob\","
     "\"disabled\":true,\"keys\":[]}],\"projects\":[{\"name\":\"proja\","
     "\"members\":[\"alice\",\"bob\"],\"ssh_port\":2200,\"vcpus\":2,"
     "\"mem_mib\":512,\"image\":null,\"repo\":\"https://x/y.git\","
@@ -83,10 +93,10 @@ test_load_good(void **state)
 	assert_int_equal(p->egress_allow, 0);
 	assert_string_equal(p->repo, "https://x/y.git");
 	assert_null(p->image);
-	assert_ptr_equal(registry_user_by_key(reg, "ssh-ed25519", "AAAAx",
+	assert_ptr_equal(registry_user_by_key(reg, "ssh-ed25519", ED_BLOB,
 	    &k), registry_user(reg, "alice"));
 	assert_string_equal(k->comment, "a b");
-	assert_null(registry_user_by_key(reg, "ssh-rsa", "AAAAx", NULL));
+	assert_null(registry_user_by_key(reg, "ssh-rsa", ED_BLOB, NULL));
 	assert_true(registry_may_access(reg, "proja", "alice"));
 	assert_false(registry_may_access(reg, "proja", "bob"));
 	assert_false(registry_may_access(reg, "projb", "alice"));
@@ -137,13 +147,48 @@ test_corrupt(void **state)
 	    "\"ssh_port\":70000}]}", "out of range");
 	expect_bad("{\"version\":1,\"projects\":[{\"name\":\"p\","
 	    "\"ssh_port\":22},{\"name\":\"q\",\"ssh_port\":22}]}", "share");
-	expect_bad("{\"version\":1,\"users\":[{\"name\":\"a\",\"keys\":[{"
-	    "\"type\":\"t\",\"blob\":\"B\",\"fingerprint\":\"f\"}]},"
-	    "{\"name\":\"b\",\"keys\":[{\"type\":\"t\",\"blob\":\"B\","
-	    "\"fingerprint\":\"f\"}]}]}", "more than once");
+	expect_bad("{\"version\":1,\"users\":[{\"name\":\"a\",\"keys\":["
+	    ED_KEY "]},{\"name\":\"b\",\"keys\":[" ED_KEY "]}]}",
+	    "more than once");
 	expect_bad("{\"version\":1,\"users\":[{\"name\":\"a\",\"sudo\":1}]}",
 	    "unknown member");
 	expect_bad("{\"version\":1,\"version\":1}", "not valid JSON");
+}
+
+/* A key object of type TYPE, blob BLOB, fingerprint FP. */
+#define KEY(type, blob, fp) "{\"type\":\"" type "\",\"blob\":\"" blob \
+		"\",\"fingerprint\":\"" fp "\"}"
+
+/*
+ * Keys are checked on load as prisonctl checked them when added; a bad
+ * one refuses the registry, naming the file, the user and the key.
+ */
+static void
+test_bad_keys(void **state)
+{
+	struct registry *reg = NULL;
+	char err[512];
+
+	put(ONE_KEY(ED_KEY));
+	assert_int_equal(registry_load(path, &reg, err, sizeof(err)), 0);
+	registry_free(reg);
+
+	expect_bad(ONE_KEY(KEY("ssh-ed25519", "AAAAx", ED_FP)),
+	    "users[0].keys[0] (user a): the key data is not valid base64");
+	expect_bad(ONE_KEY(KEY("ssh-rsa", ED_BLOB, ED_FP)),
+	    "(user a): the line says \"ssh-rsa\" but the key data holds a "
+	    "ssh-ed25519 key");
+	expect_bad(ONE_KEY(KEY("ssh-foo", ED_BLOB, ED_FP)),
+	    "holds a ssh-ed25519 key");
+	/* "ssh-foo" inside the blob, and so named by the entry too. */
+	expect_bad(ONE_KEY(KEY("ssh-foo", "AAAAB3NzaC1mb28AAAAA", "x")),
+	    "(user a): unknown key type \"ssh-foo\"");
+	expect_bad(ONE_KEY(KEY("ssh-ed25519", "AAAAC3NzaC1lZDI1NTE5",
+	    ED_FP)), "(user a): the ssh-ed25519 key data is damaged or "
+	    "truncated");
+	expect_bad(ONE_KEY(KEY("ssh-ed25519", ED_BLOB, "SHA256:x")),
+	    "(user a): recorded fingerprint \"SHA256:x\" is not the key's ("
+	    ED_FP ")");
 }
 
 static int
@@ -162,6 +207,22 @@ refuse(struct registry *reg, void *arg, char *err, size_t errlen)
 	add_user(reg, arg, err, errlen);
 	snprintf(err, errlen, "no");
 	return -1;
+}
+
+static void
+test_update_refuses_bad_key(void **state)
+{
+	char err[512], *after;
+
+	put(ONE_KEY(KEY("ssh-ed25519", ED_BLOB, "SHA256:x")));
+	assert_int_equal(registry_update(path, add_user, "carol", err,
+	    sizeof(err)), -1);
+	assert_non_null(strstr(err, "recorded fingerprint"));
+	assert_non_null(strstr(err, "will not overwrite"));
+	after = slurp();
+	assert_string_equal(after, ONE_KEY(KEY("ssh-ed25519", ED_BLOB,
+	    "SHA256:x")));
+	free(after);
 }
 
 static void
@@ -236,6 +297,8 @@ main(void)
 		cmocka_unit_test_setup(test_missing_is_empty, setup),
 		cmocka_unit_test_setup(test_load_good, setup),
 		cmocka_unit_test_setup(test_corrupt, setup),
+		cmocka_unit_test_setup(test_bad_keys, setup),
+		cmocka_unit_test_setup(test_update_refuses_bad_key, setup),
 		cmocka_unit_test_setup(test_update_roundtrip, setup),
 		cmocka_unit_test_setup(test_update_refuses_corrupt, setup),
 		cmocka_unit_test_setup(test_update_creates, setup),
