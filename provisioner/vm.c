@@ -305,6 +305,8 @@ build_doc(const struct registry *reg, const char *project,
 	in.host_key_priv = priv;
 	in.host_key_pub = pub;
 	in.extra_dir = extra;
+	in.nameservers = cfg->nameservers;
+	in.allow_dns = cfg->allow_dns;
 	if (mmds_build(reg, &in, &doc, err, errlen) == -1)
 		goto out;
 	if (host_pub != NULL) {

@@ -175,6 +175,31 @@ for _ in $(seq 30); do
 done
 expect_eq "a revoked key leaves the guest within 60s" yes "$gone"
 check "alice still logs in" gssh alice dev true
+# Guests get resolvers by default ([network] nameservers unset).
+expect_match "resolv.conf names a nameserver from metadata" \
+    '^nameserver [0-9.]+$' \
+    "$(gssh alice dev grep '^nameserver' /etc/resolv.conf | head -n 1)"
+expect_eq "the metadata's nameservers are the guest's" \
+    "$(python3 - "$T/prison.conf" <<'PY'
+import re, sys
+ns = []
+for f in ("/etc/resolv.conf", "/run/systemd/resolve/resolv.conf"):
+    try:
+        for l in open(f):
+            w = l.split()
+            if len(w) > 1 and w[0] == "nameserver" and \
+                    re.match(r"^\d+\.\d+\.\d+\.\d+$", w[1]) and \
+                    not w[1].startswith("127."):
+                ns.append(w[1])
+    except OSError:
+        pass
+    if ns:
+        break
+print(" ".join(ns[:3] or ["1.1.1.1", "9.9.9.9"]))
+PY
+)" "$(gssh alice dev awk "'/^nameserver/ {print \$2}'" /etc/resolv.conf |
+    tr '\n' ' ' | sed 's/ $//')"
+
 # A provisioner killed hard adopts the running VM when it starts again.
 pid=$(vmget pid)
 kill -9 "$PROV"; wait "$PROV" 2>/dev/null
