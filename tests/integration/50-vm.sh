@@ -175,6 +175,15 @@ for _ in $(seq 30); do
 done
 expect_eq "a revoked key leaves the guest within 60s" yes "$gone"
 check "alice still logs in" gssh alice dev true
+# Key refreshes must not hang on the boot setup having fully succeeded.
+unit() { gssh alice dev sudo -n systemctl show -p "$1" --value \
+    prison-guest-refresh.service; }
+expect_match "the refresh unit runs after the boot unit" \
+    '(^| )prison-guest\.service( |$)' "$(unit After)"
+expect_match "the refresh unit wants the boot unit" \
+    '(^| )prison-guest\.service( |$)' "$(unit Wants)"
+check_fails "the refresh unit does not require the boot unit" \
+    grep -qw prison-guest.service <<<"$(unit Requires)"
 # Guests get resolvers by default ([network] nameservers unset).
 expect_match "resolv.conf names a nameserver from metadata" \
     '^nameserver [0-9.]+$' \
