@@ -49,6 +49,7 @@ static const struct ckey ckeys[] = {
 	S("network", "nft_table", nft_table, "prison"),
 	S("network", "metadata_address", metadata_address, "169.254.169.254"),
 	BOOL("network", "allow_dns", allow_dns, "no"),
+	S("network", "nameservers", nameservers, ""),
 
 	S("gateway", "listen", listen, "0.0.0.0:22"),
 	S("gateway", "user", gateway_user, "prison"),

@@ -37,6 +37,7 @@ struct prison_config {
 	char	*nft_table;		/* prison */
 	char	*metadata_address;	/* 169.254.169.254 */
 	int	 allow_dns;		/* guests may query the host's resolver */
+	char	*nameservers;		/* guests' resolvers; "" = the host's */
 
 	/* [gateway] */
 	char	*listen;		/* 0.0.0.0:22 */

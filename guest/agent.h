@@ -61,6 +61,12 @@ int	setup_hostname(json_t *doc, const char *fallback, char *err,
 	    size_t errlen);
 int	setup_resolver(json_t *doc, const char *gw, char *err,
 	    size_t errlen);
+/*
+ * resolv.c: resolv.conf for doc's "nameservers" (addresses only, at most
+ * three), or gw when it names none.  Returns an allocated string.
+ */
+char	*resolv_conf_text(json_t *doc, const char *gw);
+
 /* doc string member or def. */
 const char *doc_str(json_t *doc, const char *key, const char *def);
 

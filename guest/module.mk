@@ -23,7 +23,7 @@ INSTALL_EXTRA += install -d $(DESTDIR)$(LIBEXECDIR)/guest-files && \
 
 # The agent's parsers are unit tested without the rest of the agent.
 $(B)/tests/test_guest: $(B)/tests/unit/test_guest.o $(B)/guest/cmdline.o \
-		$(COMMON_LIB)
+		$(B)/guest/resolv.o $(COMMON_LIB)
 	@mkdir -p $(dir $@)
 	$(CC) -o $@ $(filter %.o,$^) $(COMMON_LIB) $(LDFLAGS) $(GUEST_LIBS) \
 		-lcmocka

@@ -316,23 +316,10 @@ setup_hostname(json_t *doc, const char *fallback, char *err, size_t errlen)
 int
 setup_resolver(json_t *doc, const char *gw, char *err, size_t errlen)
 {
-	json_t *ns = json_object_get(doc, "nameservers"), *v;
-	char *s = xstrdup("# written by prison-guest\n"), *n;
-	size_t i;
+	char *s = resolv_conf_text(doc, gw);
 	int r;
 
-	json_array_foreach(ns, i, v) {
-		if (!one_line(json_string_value(v)))
-			continue;
-		n = xasprintf("%snameserver %s\n", s, json_string_value(v));
-		free(s);
-		s = n;
-	}
-	if (json_array_size(ns) == 0) {
-		n = xasprintf("%snameserver %s\n", s, gw);
-		free(s);
-		s = n;
-	}
+	/* Often a symlink (to systemd-resolved's stub): replace it. */
 	unlink("/etc/resolv.conf");
 	r = atomic_write("/etc/resolv.conf", s, strlen(s), 0644, err, errlen);
 	free(s);

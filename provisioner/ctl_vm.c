@@ -55,6 +55,15 @@ reply_failed(json_t *reply)
 	return 1;
 }
 
+/* A string member for printing: "-" when absent or not a string. */
+static const char *
+jstr_or_dash(json_t *j, const char *key)
+{
+	const char *s = json_string_value(json_object_get(j, key));
+
+	return s != NULL ? s : "-";
+}
+
 static void
 print_uptime(json_int_t s)
 {
@@ -91,12 +100,8 @@ vm_list_cmd(const struct prison_config *cfg, int json)
 	    "STATE", "ADDRESS", "TAP", "PORT", "PID", "UPTIME", "SESSIONS");
 	json_array_foreach(vms, i, v) {
 		printf("%-20s %-9s %-15s %-15s %-5lld %-8lld ",
-		    json_string_value(json_object_get(v, "project")),
-		    json_string_value(json_object_get(v, "state")),
-		    json_string_value(json_object_get(v, "address")) ?
-		    json_string_value(json_object_get(v, "address")) : "-",
-		    json_string_value(json_object_get(v, "tap")) ?
-		    json_string_value(json_object_get(v, "tap")) : "-",
+		    jstr_or_dash(v, "project"), jstr_or_dash(v, "state"),
+		    jstr_or_dash(v, "address"), jstr_or_dash(v, "tap"),
 		    json_integer_value(json_object_get(v, "port")),
 		    json_integer_value(json_object_get(v, "pid")));
 		print_uptime(json_integer_value(json_object_get(v,
@@ -136,14 +141,19 @@ vm_stop_cmd(const struct prison_config *cfg, const char *name)
 
 /*
  * Without a provisioner: stop the VM a record in vm_dir names (after
- * checking the process really is that VM's VMM) and release its TAP.
+ * checking the process really is that VM's VMM), kill any VMM of the
+ * project no record names (a provisioner killed while starting it), and
+ * release its TAP.
  */
 static int
 cleanup_one(const struct prison_config *cfg, const char *project)
 {
 	char *dir = vm_project_dir(cfg, project), err[512];
 	char *path = xasprintf("%s/state.json", dir);
+	static const char *names[] = { "qemu", "firecracker" };
 	const struct vmm_ops *ops;
+	size_t i;
+	int n;
 	struct vm_handle h;
 	struct vm_spec spec;
 	json_error_t jerr;
@@ -170,6 +180,14 @@ cleanup_one(const struct prison_config *cfg, const char *project)
 		free(h.api_socket);
 	}
 	json_decref(st);
+	memset(&spec, 0, sizeof(spec));
+	spec.project = project;
+	spec.vm_dir = dir;
+	for (i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+		if ((ops = vmm_lookup(names[i])) != NULL &&
+		    (n = ops->kill_orphans(cfg, &spec)) > 0)
+			printf("killed %d unrecorded %s VMM(s) of %s\n", n,
+			    names[i], project);
 	if (ret == 0) {
 		unlink(path);
 		if (net_down(cfg, project, err, sizeof(err)) == -1)

@@ -159,12 +159,101 @@ load_env(const char *dir, json_t *out, char *err, size_t errlen)
 	return ret;
 }
 
+/* Append one resolver address; 0 when added, 1 when skipped, -1 bad. */
+static int
+ns_add(json_t *out, const char *word, const char *host_ip, int local_ok)
+{
+	struct in_addr a;
+
+	if (strcmp(word, "host") == 0 && host_ip != NULL)
+		word = host_ip;
+	if (inet_pton(AF_INET, word, &a) != 1)
+		return -1;
+	/* A loopback resolver (systemd-resolved's 127.0.0.53) is the
+	 * host's own, out of a guest's reach. */
+	if (!local_ok && ((ntohl(a.s_addr) >> 24) == 127 || a.s_addr == 0))
+		return 1;
+	if (json_array_size(out) >= MMDS_NAMESERVERS_MAX)
+		return 1;
+	json_array_append_new(out, json_string(word));
+	return 0;
+}
+
+/* "nameserver ADDR" lines of a resolv.conf; unreadable files add none. */
+static void
+ns_from_file(json_t *out, const char *path)
+{
+	char *data = NULL, *line, *sp = NULL, *w, *wp = NULL;
+
+	if (read_file(path, 64 * 1024, &data, NULL, NULL, 0) == -1)
+		return;
+	for (line = strtok_r(data, "\n", &sp); line != NULL;
+	    line = strtok_r(NULL, "\n", &sp)) {
+		if ((w = strtok_r(line, " \t", &wp)) == NULL ||
+		    strcmp(w, "nameserver") != 0 ||
+		    (w = strtok_r(NULL, " \t", &wp)) == NULL)
+			continue;
+		/* IPv6 resolvers do not parse as IPv4 and are skipped. */
+		ns_add(out, w, NULL, 0);
+	}
+	free(data);
+}
+
+json_t *
+mmds_nameservers(const char *setting, const char *const *files,
+    int allow_dns, const char *host_ip, char *err, size_t errlen)
+{
+	static const char *const host_files[] = { "/etc/resolv.conf",
+	    "/run/systemd/resolve/resolv.conf", NULL };
+	json_t *out = json_array();
+	char *copy = NULL, *w, *sp = NULL;
+	size_t i;
+
+	if (setting != NULL && *setting != '\0') {
+		copy = xstrdup(setting);
+		for (w = strtok_r(copy, " \t,", &sp); w != NULL;
+		    w = strtok_r(NULL, " \t,", &sp)) {
+			if (json_array_size(out) == MMDS_NAMESERVERS_MAX) {
+				seterr(err, errlen, "[network] nameservers: "
+				    "more than %d", MMDS_NAMESERVERS_MAX);
+				goto fail;
+			}
+			if (ns_add(out, w, host_ip, 1) == -1) {
+				seterr(err, errlen, "[network] nameservers: "
+				    "\"%s\" is not an IPv4 address or "
+				    "\"host\"", w);
+				goto fail;
+			}
+		}
+		free(copy);
+		return out;
+	}
+	for (i = 0, files = files != NULL ? files : host_files;
+	    files[i] != NULL && json_array_size(out) == 0; i++)
+		ns_from_file(out, files[i]);
+	if (json_array_size(out) == 0 && allow_dns && host_ip != NULL)
+		ns_add(out, host_ip, NULL, 1);
+	if (json_array_size(out) == 0) {
+		copy = xstrdup(MMDS_NAMESERVERS_FALLBACK);
+		for (w = strtok_r(copy, " ", &sp); w != NULL;
+		    w = strtok_r(NULL, " ", &sp))
+			ns_add(out, w, NULL, 1);
+	}
+	free(copy);
+	return out;
+ fail:
+	free(copy);
+	json_decref(out);
+	return NULL;
+}
+
 int
 mmds_build(const struct registry *reg, const struct mmds_input *in,
     json_t **doc, char *err, size_t errlen)
 {
 	const struct reg_project *p;
 	json_t *prison = NULL, *boot = json_array(), *env = json_object();
+	json_t *ns = NULL;
 	char *gw = NULL, *work = NULL;
 	const char *dev;
 	int ret = -1;
@@ -178,17 +267,21 @@ mmds_build(const struct registry *reg, const struct mmds_input *in,
 	    (load_bootstrap(in->extra_dir, boot, err, errlen) == -1 ||
 	    load_env(in->extra_dir, env, err, errlen) == -1))
 		goto out;
+	if ((ns = mmds_nameservers(in->nameservers, in->resolv_files,
+	    in->allow_dns, in->host_ip, err, errlen)) == NULL)
+		goto out;
 	dev = p->dev_user != NULL && *p->dev_user != '\0' ? p->dev_user : "dev";
 	work = xasprintf("/home/%s/work", dev);
 	if (in->gateway_pub != NULL)
 		gw = xasprintf("from=\"%s\" %s", in->host_ip, in->gateway_pub);
 	prison = json_pack("{s:s,s:s,s:s,s:s,s:s?,s:s?,s:o,s:s?,"
-	    "s:{s:s,s:s},s:O,s:O}",
+	    "s:{s:s,s:s},s:O,s:O,s:O}",
 	    "project", p->name, "hostname", p->name, "dev_user", dev,
 	    "work_dir", work, "repo", p->repo, "ref", p->ref,
 	    "authorized_keys", member_keys(reg, p), "gateway_key", gw,
 	    "ssh_host_key", "private", in->host_key_priv, "public",
-	    in->host_key_pub, "bootstrap", boot, "env", env);
+	    in->host_key_pub, "bootstrap", boot, "env", env,
+	    "nameservers", ns);
 	if (prison == NULL) {
 		seterr(err, errlen, "cannot build the metadata of %s",
 		    in->project);
@@ -208,6 +301,7 @@ mmds_build(const struct registry *reg, const struct mmds_input *in,
 	json_decref(prison);
 	json_decref(boot);
 	json_decref(env);
+	json_decref(ns);
 	free(gw);
 	free(work);
 	return ret;

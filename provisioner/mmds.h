@@ -32,6 +32,9 @@ struct mmds_input {
 	const char	*host_key_priv;	/* the guest's OpenSSH private key */
 	const char	*host_key_pub;
 	const char	*extra_dir;	/* config_dir/projects/PROJECT; NULL */
+	const char	*nameservers;	/* [network] nameservers; NULL = auto */
+	int		 allow_dns;	/* [network] allow_dns */
+	const char *const *resolv_files; /* auto's sources; NULL: the host's */
 };
 
 /*
@@ -42,6 +45,19 @@ struct mmds_input {
  */
 int	mmds_build(const struct registry *, const struct mmds_input *in,
 	    json_t **doc, char *err, size_t errlen);
+
+/*
+ * The guests' resolvers, at most MMDS_NAMESERVERS_MAX IPv4 addresses
+ * (guests have no IPv6): the words of setting ("host" meaning host_ip),
+ * or when it is empty the non-loopback nameservers of the first of files
+ * that has any, or host_ip when allow_dns is set, or the public
+ * resolvers MMDS_NAMESERVERS_FALLBACK.  Returns a new array, or NULL
+ * with err filled when setting holds something else.
+ */
+#define MMDS_NAMESERVERS_MAX		3
+#define MMDS_NAMESERVERS_FALLBACK	"1.1.1.1 9.9.9.9"
+json_t	*mmds_nameservers(const char *setting, const char *const *files,
+	    int allow_dns, const char *host_ip, char *err, size_t errlen);
 
 /* Session tokens of one listener.  Pure logic, unit tested. */
 struct mmds_token {

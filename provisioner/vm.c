@@ -8,9 +8,11 @@
  * on its condition variable, so N concurrent ensures boot one VM and all
  * return when it is ready (or all see why it failed).
  *
- * A VM's record (vm_dir/PROJECT/state.json) is written once it runs and
- * removed when it stops; a provisioner that starts finds the records and
- * adopts the VMs whose VMM still runs.
+ * A VM's record (vm_dir/PROJECT/state.json) is written before its VMM
+ * starts and removed when it stops; a provisioner that starts finds the
+ * records and adopts the VMs whose VMM still runs.  An adopted VM is
+ * STARTING until its sshd passes the same handshake as a fresh boot, as
+ * it may have been caught mid-boot.
  */
 #include <sys/stat.h>
 #include <sys/types.h>
@@ -69,6 +71,7 @@ struct vm {
 	int			 watch[2];	/* pipe; closed on stop */
 	long			 run;		/* bumped at every start */
 	long			 fail_run;	/* run whose start failed */
+	int			 unknown;	/* VMM unanswering: warned */
 	char			 fail_err[512];
 	const char		*fail_stage;
 	struct vm		*next;
@@ -302,6 +305,8 @@ build_doc(const struct registry *reg, const char *project,
 	in.host_key_priv = priv;
 	in.host_key_pub = pub;
 	in.extra_dir = extra;
+	in.nameservers = cfg->nameservers;
+	in.allow_dns = cfg->allow_dns;
 	if (mmds_build(reg, &in, &doc, err, errlen) == -1)
 		goto out;
 	if (host_pub != NULL) {
@@ -353,7 +358,9 @@ state_write(const struct vm *v, char *err, size_t errlen)
 	json_t *j;
 	int r;
 
-	j = json_pack("{s:i,s:s,s:s,s:I,s:s,s:I,s:s,s:s,s:s,s:s,s:s}",
+	/* Before the VMM starts there is no pid or socket yet: adoption
+	 * then asks the driver to find the VMM. */
+	j = json_pack("{s:i,s:s,s:s,s:I,s:s?,s:I,s:s,s:s,s:s,s:s,s:s?}",
 	    "version", 1, "project", v->name, "vmm", v->ops->name,
 	    "pid", (json_int_t)v->h.pid, "api_socket", v->h.api_socket,
 	    "started", (json_int_t)v->started, "tap", v->net.tap,
@@ -468,7 +475,8 @@ wait_sshd(struct boot *b, time_t deadline)
 
 	b->stage = "boot";
 	for (;;) {
-		if (v->ops->alive(&v->h) != 1)
+		/* -1 (unknown) is no exit: the deadline bounds the wait. */
+		if (v->ops->alive(&v->h) == 0)
 			return seterr(b->err, sizeof(b->err), "the VM "
 			    "exited while booting; see %s/%s/console.log",
 			    cfg->vm_dir, v->name);
@@ -550,6 +558,12 @@ do_boot(struct boot *b)
 	free(v->dev_user);
 	v->dev_user = xstrdup(p->dev_user != NULL && *p->dev_user != '\0' ?
 	    p->dev_user : "dev");
+	vmdir = vm_project_dir(cfg, v->name);
+	spec.project = v->name;
+	spec.vm_dir = vmdir;
+	/* A VMM of this project that no record names (its provisioner was
+	 * killed while starting it) holds the TAP and the disk. */
+	v->ops->kill_orphans(cfg, &spec);
 
 	b->stage = "network";
 	say(b, "network");
@@ -573,6 +587,8 @@ do_boot(struct boot *b)
 
 	b->stage = "vmm";
 	say(b, "metadata");
+	free(v->host_pub);
+	v->host_pub = NULL;
 	if ((doc = build_doc(reg, v->name, v->net.host_ip, &v->host_pub,
 	    b->err, sizeof(b->err))) == NULL)
 		goto fail;
@@ -585,12 +601,9 @@ do_boot(struct boot *b)
 		    "exist; see docs/install.md", cfg->vmm_user);
 		goto fail;
 	}
-	vmdir = vm_project_dir(cfg, v->name);
 	cmdline = xasprintf("prison.ip=%s/%d prison.gw=%s prison.mmds=%s "
 	    "prison.project=%s", v->net.guest_ip, v->net.prefix,
 	    v->net.host_ip, cfg->metadata_address, v->name);
-	spec.project = v->name;
-	spec.vm_dir = vmdir;
 	spec.tap = v->net.tap;
 	spec.mac = v->net.mac;
 	spec.host_ip = v->net.host_ip;
@@ -608,9 +621,13 @@ do_boot(struct boot *b)
 	spec.uid = pw->pw_uid;
 	spec.gid = pw->pw_gid;
 	say(b, "starting the VM (%s)", v->ops->name);
+	/* Recorded first: a provisioner killed from here on leaves a record
+	 * for the next one to adopt the VMM by, or to clean up after. */
+	v->started = time(NULL);
+	if (state_write(v, b->err, sizeof(b->err)) == -1)
+		goto fail;
 	if (v->ops->start(cfg, &spec, &v->h, b->err, sizeof(b->err)) == -1)
 		goto fail;
-	v->started = time(NULL);
 	if (state_write(v, b->err, sizeof(b->err)) == -1)
 		goto fail;
 
@@ -654,6 +671,31 @@ fail_reply(const char *stage, const char *msg)
 	if (stage != NULL)
 		json_object_set_new(r, "stage", json_string(stage));
 	return r;
+}
+
+/*
+ * A start (a boot, or an adoption's handshake) ended with r: the VM runs
+ * or is stopped, and every waiting thread hears of it.  Called with
+ * vms_lock held.
+ */
+static void
+start_done(struct vm *v, int r, const struct boot *b)
+{
+	if (r == 0) {
+		v->state = VM_RUNNING;
+		v->sessions = 0;
+		v->unknown = 0;
+		v->idle_since = mono_now();
+		watch_open(v);
+		log_notice("project=%s running pid=%ld address=%s", v->name,
+		    (long)v->h.pid, v->net.guest_ip);
+	} else {
+		v->state = VM_STOPPED;
+		v->fail_run = v->run;
+		v->fail_stage = b->stage;
+		snprintf(v->fail_err, sizeof(v->fail_err), "%s", b->err);
+	}
+	pthread_cond_broadcast(&v->cond);
 }
 
 json_t *
@@ -710,26 +752,15 @@ vm_ensure(const char *project, int hold, long *session,
 	r = do_boot(&b);
 
 	pthread_mutex_lock(&vms_lock);
+	start_done(v, r, &b);
 	if (r == 0) {
-		v->state = VM_RUNNING;
-		v->sessions = 0;
-		v->idle_since = mono_now();
-		watch_open(v);
 		reply = ready_reply(v);
 		if (hold) {
 			v->sessions++;
 			*session = v->run;
 		}
-		log_notice("project=%s running pid=%ld address=%s", v->name,
-		    (long)v->h.pid, v->net.guest_ip);
-	} else {
-		v->state = VM_STOPPED;
-		v->fail_run = v->run;
-		v->fail_stage = b.stage;
-		snprintf(v->fail_err, sizeof(v->fail_err), "%s", b.err);
+	} else
 		reply = fail_reply(b.stage, b.err);
-	}
-	pthread_cond_broadcast(&v->cond);
 	pthread_mutex_unlock(&vms_lock);
 	return reply;
 }
@@ -914,14 +945,13 @@ vm_refresh(const char *project, char *err, size_t errlen)
  * provisioner restart.  Unreadable conntrack leaves the holds to decide.
  */
 static int
-busy_unheld(struct vm *v)
+busy_unheld(const char *name, const char *guest_ip)
 {
 	static int warned;
 	char err[256];
 	int n;
 
-	if ((n = net_count_sessions(v->net.guest_ip, 22, err,
-	    sizeof(err))) == -1) {
+	if ((n = net_count_sessions(guest_ip, 22, err, sizeof(err))) == -1) {
 		if (!warned++)
 			log_warn("idle check: %s; only sessions held through "
 			    "the provisioner keep a VM running", err);
@@ -929,37 +959,117 @@ busy_unheld(struct vm *v)
 	}
 	if (n > 0)
 		log_debug("project=%s %d SSH connection(s) without a hold: "
-		    "not idle", v->name, n);
+		    "not idle", name, n);
 	return n > 0;
 }
 
-/* The reaper: VMs whose VMM died, and idle VMs. */
+/* What the reaper looks at for one VM, copied out of the lock. */
+struct probe {
+	struct vm		*v;
+	long			 run;
+	const struct vmm_ops	*ops;
+	struct vm_handle	 h;
+	char			*ip;
+	int			 idle;		/* no holds for idle_timeout */
+	int			 alive;
+	int			 busy;
+};
+
+/* Called with vms_lock held; the probes own copies of what they use. */
+static struct probe *
+probes_take(size_t *np)
+{
+	struct probe *pr = NULL;
+	struct vm *v;
+	size_t n = 0, i = 0;
+
+	for (v = vms; v != NULL; v = v->next)
+		n += v->state == VM_RUNNING;
+	if (n > 0)
+		pr = xcalloc(n, sizeof(*pr));
+	for (v = vms; v != NULL && i < n; v = v->next) {
+		if (v->state != VM_RUNNING)
+			continue;
+		pr[i].v = v;
+		pr[i].run = v->run;
+		pr[i].ops = v->ops;
+		pr[i].h.pid = v->h.pid;
+		if (v->h.api_socket != NULL)
+			pr[i].h.api_socket = xstrdup(v->h.api_socket);
+		pr[i].ip = xstrdup(v->net.guest_ip);
+		pr[i].idle = cfg->idle_timeout > 0 && v->sessions == 0 &&
+		    mono_now() - v->idle_since >= cfg->idle_timeout;
+		i++;
+	}
+	*np = i;
+	return pr;
+}
+
+/* Called with vms_lock held: act on what the probe found. */
+static void
+probe_act(struct probe *p)
+{
+	struct vm *v = p->v;
+
+	/* Stopped, restarted or given a session meanwhile: look again. */
+	if (v->state != VM_RUNNING || v->run != p->run)
+		return;
+	if (p->alive == 0) {
+		log_notice("project=%s the VM exited", v->name);
+		stop_locked(v, "exited");
+		return;
+	}
+	if (p->alive == -1) {
+		/* Its process lives; one unanswered API call is no exit. */
+		if (!v->unknown++)
+			log_warn("project=%s the VMM does not answer; "
+			    "keeping the VM", v->name);
+		return;
+	}
+	if (v->unknown) {
+		log_notice("project=%s the VMM answers again", v->name);
+		v->unknown = 0;
+	}
+	if (!p->idle || v->sessions != 0 ||
+	    mono_now() - v->idle_since < cfg->idle_timeout)
+		return;
+	if (p->busy)
+		v->idle_since = mono_now();
+	else
+		stop_locked(v, "idle");
+}
+
+/*
+ * The reaper: VMs whose VMM died, and idle VMs.  VMM calls and conntrack
+ * dumps are made without vms_lock, so a slow VMM never holds up ensure
+ * or list; the VM's run number tells whether it changed meanwhile.
+ */
 static void *
 reaper_main(void *arg)
 {
-	struct vm *v;
+	struct probe *pr;
+	size_t n, i;
 
 	while (!reaper_quit) {
 		sleep(1);
 		pthread_mutex_lock(&vms_lock);
-		for (v = vms; v != NULL; v = v->next) {
-			if (v->state != VM_RUNNING)
-				continue;
-			if (v->ops->alive(&v->h) != 1) {
-				log_notice("project=%s the VM exited",
-				    v->name);
-				stop_locked(v, "exited");
-				continue;
-			}
-			if (cfg->idle_timeout > 0 && v->sessions == 0 &&
-			    mono_now() - v->idle_since >= cfg->idle_timeout) {
-				if (busy_unheld(v))
-					v->idle_since = mono_now();
-				else
-					stop_locked(v, "idle");
-			}
-		}
+		pr = probes_take(&n);
 		pthread_mutex_unlock(&vms_lock);
+		for (i = 0; i < n; i++) {
+			pr[i].alive = pr[i].ops->alive(&pr[i].h);
+			if (pr[i].alive == 1 && pr[i].idle)
+				pr[i].busy = busy_unheld(pr[i].v->name,
+				    pr[i].ip);
+		}
+		pthread_mutex_lock(&vms_lock);
+		for (i = 0; i < n; i++)
+			probe_act(&pr[i]);
+		pthread_mutex_unlock(&vms_lock);
+		for (i = 0; i < n; i++) {
+			free(pr[i].h.api_socket);
+			free(pr[i].ip);
+		}
+		free(pr);
 	}
 	return NULL;
 }
@@ -974,6 +1084,49 @@ jstr(json_t *j, const char *key)
 	return s != NULL ? s : "";
 }
 
+/*
+ * An adopted VM may have been caught mid-boot: it counts as running only
+ * once its sshd passes the handshake, as after a boot of our own.
+ */
+static void *
+adopt_wait(void *arg)
+{
+	struct vm *v = arg;
+	struct boot b;
+	int r;
+
+	memset(&b, 0, sizeof(b));
+	b.v = v;
+	if ((r = wait_sshd(&b, mono_now() + cfg->boot_timeout)) == -1) {
+		log_warn("project=%s adopted VM not ready stage=%s: %s",
+		    v->name, b.stage, b.err);
+		teardown(v);
+	}
+	pthread_mutex_lock(&vms_lock);
+	start_done(v, r, &b);
+	pthread_mutex_unlock(&vms_lock);
+	return NULL;
+}
+
+/* Kill what any driver finds of a project that has no record. */
+static void
+kill_unrecorded(const char *project)
+{
+	static const char *names[] = { "qemu", "firecracker" };
+	char *vmdir = vm_project_dir(cfg, project);
+	const struct vmm_ops *ops;
+	struct vm_spec spec;
+	size_t i;
+
+	memset(&spec, 0, sizeof(spec));
+	spec.project = project;
+	spec.vm_dir = vmdir;
+	for (i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+		if ((ops = vmm_lookup(names[i])) != NULL)
+			ops->kill_orphans(cfg, &spec);
+	free(vmdir);
+}
+
 static void
 adopt_one(const char *project, struct registry *reg)
 {
@@ -982,25 +1135,27 @@ adopt_one(const char *project, struct registry *reg)
 	struct vm *v = NULL;
 	json_t *st = NULL, *doc = NULL;
 	json_error_t jerr;
+	pthread_t t;
 
 	if ((st = json_load_file(path, 0, &jerr)) == NULL) {
 		if (access(path, F_OK) == 0)
 			log_warn("%s: unreadable record removed: %s", path,
 			    jerr.text);
 		unlink(path);
+		kill_unrecorded(project);
 		goto out;
 	}
 	pthread_mutex_lock(&vms_lock);
 	v = vm_find(project, 1);
 	pthread_mutex_unlock(&vms_lock);
-	if ((v->ops = vmm_lookup(jstr(st, "vmm"))) == NULL) {
-		log_warn("%s: unknown vmm \"%s\"", path, jstr(st, "vmm"));
-		goto stale;
-	}
 	vmdir = vm_project_dir(cfg, project);
 	memset(&spec, 0, sizeof(spec));
 	spec.project = project;
 	spec.vm_dir = vmdir;
+	if ((v->ops = vmm_lookup(jstr(st, "vmm"))) == NULL) {
+		log_warn("%s: unknown vmm \"%s\"", path, jstr(st, "vmm"));
+		goto stale;
+	}
 	v->h.pid = (pid_t)json_integer_value(json_object_get(st, "pid"));
 	v->h.api_socket = xstrdup(jstr(st, "api_socket"));
 	if (v->ops->adopt(cfg, &spec, &v->h, err, sizeof(err)) == -1) {
@@ -1017,6 +1172,8 @@ adopt_one(const char *project, struct registry *reg)
 			log_warn("project=%s stop failed: %s", project, err);
 		goto stale;
 	}
+	free(v->host_pub);
+	free(v->dev_user);
 	v->host_pub = xstrdup(jstr(st, "host_key"));
 	v->dev_user = xstrdup(jstr(st, "dev_user"));
 	v->started = (time_t)json_integer_value(json_object_get(st,
@@ -1027,16 +1184,26 @@ adopt_one(const char *project, struct registry *reg)
 		log_warn("project=%s adopted without metadata: %s", project,
 		    err);
 	}
-	v->state = VM_RUNNING;
-	v->idle_since = mono_now();
+	/* The record now names the pid, if it was written before start. */
+	if (state_write(v, err, sizeof(err)) == -1)
+		log_warn("project=%s record: %s", project, err);
+	pthread_mutex_lock(&vms_lock);
+	v->state = VM_STARTING;
 	v->run++;
-	watch_open(v);
-	log_notice("project=%s adopted pid=%ld", project, (long)v->h.pid);
+	pthread_mutex_unlock(&vms_lock);
+	log_notice("project=%s adopted pid=%ld; waiting for its sshd",
+	    project, (long)v->h.pid);
+	if (pthread_create(&t, NULL, adopt_wait, v) == 0)
+		pthread_detach(t);
+	else
+		adopt_wait(v);
 	goto out;
  stale:
-	/* The VM is gone: release what it held. */
-	if (v->ops != NULL && v->h.pid > 0 && v->ops->alive(&v->h) == 1)
-		log_warn("project=%s left running, unverified", project);
+	/* The VM is gone, or in a state no one can use: release it all. */
+	if (v->ops != NULL)
+		v->ops->kill_orphans(cfg, &spec);
+	else
+		kill_unrecorded(project);
 	free(v->h.api_socket);
 	memset(&v->h, 0, sizeof(v->h));
 	if (net_down(cfg, project, err, sizeof(err)) == -1)

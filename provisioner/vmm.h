@@ -41,14 +41,29 @@ struct vmm_ops {
 	/* Start the VMM; returns once the VMM accepted the configuration. */
 	int	(*start)(const struct prison_config *, const struct vm_spec *,
 		    struct vm_handle *, char *err, size_t errlen);
-	/* Re-attach to a VM left running by an earlier provisioner. */
+	/*
+	 * Re-attach to a VM left running by an earlier provisioner: the pid
+	 * in the handle or the driver's pidfile, else the VMM found by its
+	 * command line (one started just before a crash).
+	 */
 	int	(*adopt)(const struct prison_config *, const struct vm_spec *,
 		    struct vm_handle *, char *err, size_t errlen);
-	/* 1 running, 0 gone, -1 error. */
+	/*
+	 * 1 running, 0 gone, -1 unknown (the process lives but its API did
+	 * not answer): callers must not take -1 for an exit.
+	 */
 	int	(*alive)(const struct vm_handle *);
 	/* Ask the guest to shut down; kill after timeout seconds. */
 	int	(*stop)(const struct prison_config *, struct vm_handle *,
 		    int timeout, char *err, size_t errlen);
+	/*
+	 * Kill every VMM of spec->project (spec->vm_dir) found by its
+	 * command line, for the ones no handle names any more: left by a
+	 * provisioner killed while starting them, or in a state adopt
+	 * refuses.  Returns how many it killed.
+	 */
+	int	(*kill_orphans)(const struct prison_config *,
+		    const struct vm_spec *);
 	/* Replace the metadata document of a running VM (may be NULL). */
 	int	(*mmds_update)(const struct vm_handle *, const char *json,
 		    char *err, size_t errlen);

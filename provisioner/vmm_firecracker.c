@@ -17,6 +17,7 @@
 #include <sys/types.h>
 #include <sys/wait.h>
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
@@ -273,22 +274,74 @@ fc_wait_gone(pid_t pid, long ms)
 	return fc_pid_gone(pid);
 }
 
-/* Is pid the Firecracker jailed under this id (not a recycled pid)? */
+/*
+ * Is pid the Firecracker jailed under this id (not a recycled pid)?  The
+ * jailer passes "--id=ID" on; before its exec it holds "--id" "ID".
+ */
 static int
 fc_pid_is_jail(pid_t pid, const char *id)
 {
 	char path[64], buf[8192], want[FC_ID_MAX + 8];
-	ssize_t len, i;
+	ssize_t len, i, prev = -1;
 
 	snprintf(path, sizeof(path), "/proc/%ld/cmdline", (long)pid);
 	snprintf(want, sizeof(want), "--id=%s", id);
 	if ((len = fc_read_proc(path, buf, sizeof(buf))) <= 0)
 		return 0;
 	for (i = 0; i < len; i += strlen(buf + i) + 1) {
-		if (strcmp(buf + i, want) == 0)
+		if (strcmp(buf + i, want) == 0 || (prev != -1 &&
+		    strcmp(buf + prev, "--id") == 0 && strcmp(buf + i,
+		    id) == 0))
 			return 1;
+		prev = i;
 	}
 	return 0;
+}
+
+/* 1 when pid's stdout is path (the console in that VM's vm_dir). */
+static int
+fc_pid_console_is(pid_t pid, const char *path)
+{
+	char link[64], buf[4096];
+	ssize_t n;
+
+	snprintf(link, sizeof(link), "/proc/%ld/fd/1", (long)pid);
+	if ((n = readlink(link, buf, sizeof(buf) - 1)) <= 0)
+		return 0;
+	buf[n] = '\0';
+	return strcmp(buf, path) == 0;
+}
+
+/*
+ * A live jailer or Firecracker of this jail id writing to the console of
+ * spec->vm_dir (another prison's VM of that name is never taken), other
+ * than skip; 0 when none.
+ */
+static pid_t
+fc_find(const struct vm_spec *spec, const char *id, pid_t skip)
+{
+	char *con = xasprintf("%s/console.log", spec->vm_dir), *real = NULL;
+	struct dirent *de;
+	pid_t pid, found = 0;
+	DIR *d = NULL;
+
+	if ((real = realpath(con, NULL)) == NULL ||
+	    (d = opendir("/proc")) == NULL)
+		goto out;
+	while (found == 0 && (de = readdir(d)) != NULL) {
+		if ((pid = (pid_t)strtol(de->d_name, NULL, 10)) <= 1 ||
+		    pid == skip || pid == getpid())
+			continue;
+		if (!fc_pid_gone(pid) && fc_pid_is_jail(pid, id) &&
+		    fc_pid_console_is(pid, real))
+			found = pid;
+	}
+ out:
+	if (d != NULL)
+		closedir(d);
+	free(con);
+	free(real);
+	return found;
 }
 
 static int
@@ -872,8 +925,10 @@ fc_adopt(const struct prison_config *cfg, const struct vm_spec *spec,
 
 	if (fc_jail_init(cfg, spec->project, &j, err, errlen) != 0)
 		goto out;
-	if ((pid = fc_read_pid(&j)) <= 0 || fc_pid_gone(pid) ||
-	    !fc_pid_is_jail(pid, j.id)) {
+	/* No pidfile (or a stale one): look for the process itself. */
+	if (((pid = fc_read_pid(&j)) <= 0 || fc_pid_gone(pid) ||
+	    !fc_pid_is_jail(pid, j.id)) && (spec->vm_dir == NULL ||
+	    (pid = fc_find(spec, j.id, 0)) == 0)) {
 		seterr(err, errlen, "no Firecracker running for %s",
 		    spec->project);
 		goto out;
@@ -893,19 +948,34 @@ fc_adopt(const struct prison_config *cfg, const struct vm_spec *spec,
 	return r;
 }
 
+/*
+ * Only a process that is gone counts as exited.  A busy VMM may miss one
+ * API call, so a failed one is retried once before the answer is -1
+ * ("unknown"), which callers must not read as an exit.
+ */
 static int
 fc_alive(const struct vm_handle *h)
 {
+	struct timespec ts = { 0, 200 * 1000 * 1000 };
 	char state[32];
+	int i;
 
 	if (fc_pid_gone(h->pid))
 		return 0;
-	if (h->api_socket == NULL ||
-	    fc_api_state(h->api_socket, state, sizeof(state), NULL, 0) != 0)
+	if (h->api_socket == NULL)
 		return -1;
-	if (strcmp(state, "Running") == 0 || strcmp(state, "Paused") == 0)
-		return 1;
-	return -1;
+	for (i = 0; i < 2; i++) {
+		if (i > 0)
+			nanosleep(&ts, NULL);
+		if (fc_api_state(h->api_socket, state, sizeof(state), NULL,
+		    0) != 0)
+			continue;
+		if (strcmp(state, "Running") == 0 ||
+		    strcmp(state, "Paused") == 0)
+			return 1;
+		break;
+	}
+	return fc_pid_gone(h->pid) ? 0 : -1;
 }
 
 /*
@@ -1008,11 +1078,36 @@ fc_mmds_update(const struct vm_handle *h, const char *json, char *err,
 	return r;
 }
 
+static int
+fc_kill_orphans(const struct prison_config *cfg,
+    const struct vm_spec *spec)
+{
+	struct fc_jail j;
+	pid_t pid = 0;
+	int n = 0;
+
+	if (spec->vm_dir == NULL || fc_jail_init(cfg, spec->project, &j,
+	    NULL, 0) != 0)
+		return 0;
+	/* One that survives SIGKILL is skipped, not found forever. */
+	while ((pid = fc_find(spec, j.id, pid)) > 0 && n < 16) {
+		log_warn("project=%s killing Firecracker pid %ld that no "
+		    "record names", spec->project, (long)pid);
+		fc_kill(pid);
+		n++;
+	}
+	if (n > 0)
+		fc_jail_clean(&j);
+	fc_jail_free(&j);
+	return n;
+}
+
 const struct vmm_ops vmm_firecracker_ops = {
 	.name = "firecracker",
 	.start = fc_start,
 	.adopt = fc_adopt,
 	.alive = fc_alive,
 	.stop = fc_stop,
+	.kill_orphans = fc_kill_orphans,
 	.mmds_update = fc_mmds_update,
 };

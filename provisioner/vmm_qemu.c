@@ -18,6 +18,7 @@
 #include <linux/if_tun.h>
 #include <net/if.h>
 
+#include <dirent.h>
 #include <errno.h>
 #include <grp.h>
 #include <fcntl.h>
@@ -457,7 +458,7 @@ qemu_start(const struct prison_config *cfg, const struct vm_spec *spec,
 	char *argv[QEMU_ARGS_MAX], *owned[16], why[256], *tsc;
 	char *qmp = qemu_file(spec->vm_dir, "qmp.sock");
 	char *log = qemu_file(spec->vm_dir, "qemu.log");
-	char *pidf = qemu_file(spec->vm_dir, "qemu.pid");
+	char *pidf = qemu_file(spec->vm_dir, "qemu.pid"), *pidline = NULL;
 	int argc = 0, nowned = 0, accel, ret = -1, i, ngroups = 64;
 	struct qemu_fds f = { -1, -1, -1, -1, -1, -1 };
 	gid_t groups[64];
@@ -564,19 +565,18 @@ qemu_start(const struct prison_config *cfg, const struct vm_spec *spec,
 	fds_close(&f);
 	h->pid = pid;
 	h->api_socket = xstrdup(qmp);
+	/* Recorded before the wait: a provisioner killed during it leaves
+	 * a qemu the next one can find by this file. */
+	pidline = xasprintf("%ld\n", (long)pid);
+	atomic_write(pidf, pidline, strlen(pidline), 0644, NULL, 0);
 	if (wait_running(pid, qmp, log, err, errlen) == -1)
 		goto fail;
-	{
-		char *s = xasprintf("%ld\n", (long)pid);
-
-		atomic_write(pidf, s, strlen(s), 0644, NULL, 0);
-		free(s);
-	}
 	ret = 0;
 	goto out;
  fail:
 	kill(h->pid, SIGKILL);
 	waitpid(h->pid, NULL, 0);
+	unlink(pidf);
 	free(h->api_socket);
 	h->api_socket = NULL;
 	h->pid = 0;
@@ -587,7 +587,57 @@ qemu_start(const struct prison_config *cfg, const struct vm_spec *spec,
 	free(qmp);
 	free(log);
 	free(pidf);
+	free(pidline);
 	return ret;
+}
+
+/* 1 when pid's stdout is path: the console of that vm_dir's VM. */
+static int
+pid_console_is(pid_t pid, const char *path)
+{
+	char *link = xasprintf("/proc/%ld/fd/1", (long)pid), buf[4096];
+	ssize_t n;
+
+	n = readlink(link, buf, sizeof(buf) - 1);
+	free(link);
+	if (n <= 0)
+		return 0;
+	buf[n] = '\0';
+	return strcmp(buf, path) == 0;
+}
+
+/*
+ * The qemu of spec->project by its "-name prison:PROJECT" and its
+ * console in spec->vm_dir (so another prison's VM of the same name is
+ * never taken), other than skip; 0 when none runs.
+ */
+static pid_t
+qemu_find(const struct vm_spec *spec, pid_t skip)
+{
+	char *arg = xasprintf("prison:%s", spec->project);
+	char *con = qemu_file(spec->vm_dir, "console.log"), *real = NULL;
+	struct dirent *de;
+	pid_t pid, found = 0;
+	DIR *d = NULL;
+
+	/* /proc shows the console with every symlink resolved. */
+	if ((real = realpath(con, NULL)) == NULL ||
+	    (d = opendir("/proc")) == NULL)
+		goto out;
+	while (found == 0 && (de = readdir(d)) != NULL) {
+		if ((pid = (pid_t)strtol(de->d_name, NULL, 10)) <= 1 ||
+		    pid == skip || pid == getpid())
+			continue;
+		if (pid_has_arg(pid, arg) && pid_console_is(pid, real))
+			found = pid;
+	}
+ out:
+	if (d != NULL)
+		closedir(d);
+	free(arg);
+	free(con);
+	free(real);
+	return found;
 }
 
 static int
@@ -601,11 +651,12 @@ qemu_adopt(const struct prison_config *cfg, const struct vm_spec *spec,
 	int ret = -1;
 
 	if (pid <= 0 && read_pidfile(pidf, &pid, err, errlen) == -1)
-		goto out;
-	/* The pid may have been reused: it must be our qemu for this VM. */
-	if (!pid_has_arg(pid, arg)) {
-		seterr(err, errlen, "process %ld is not the qemu of %s",
-		    (long)pid, spec->project);
+		pid = 0;
+	/* The pid may have been reused: it must be our qemu for this VM;
+	 * without a usable pid, look for it. */
+	if ((pid <= 0 || !pid_has_arg(pid, arg)) &&
+	    (pid = qemu_find(spec, 0)) == 0) {
+		seterr(err, errlen, "no qemu of %s runs", spec->project);
 		goto out;
 	}
 	free(h->api_socket);
@@ -706,11 +757,33 @@ qemu_stop(const struct prison_config *cfg, struct vm_handle *h,
 	return 0;
 }
 
+static int
+qemu_kill_orphans(const struct prison_config *cfg,
+    const struct vm_spec *spec)
+{
+	struct vm_handle h;
+	int n = 0;
+
+	memset(&h, 0, sizeof(h));
+	h.api_socket = qemu_file(spec->vm_dir, "qmp.sock");
+	/* A qemu that survives SIGKILL is not found twice. */
+	while ((h.pid = qemu_find(spec, h.pid)) > 0 && n < 16) {
+		log_warn("project=%s killing qemu pid %ld that no record "
+		    "names", spec->project, (long)h.pid);
+		kill(h.pid, SIGKILL);
+		wait_gone(&h, 5000);
+		n++;
+	}
+	free(h.api_socket);
+	return n;
+}
+
 const struct vmm_ops vmm_qemu_ops = {
 	.name = "qemu",
 	.start = qemu_start,
 	.adopt = qemu_adopt,
 	.alive = qemu_alive,
 	.stop = qemu_stop,
+	.kill_orphans = qemu_kill_orphans,
 	.mmds_update = NULL,	/* the provisioner serves MMDS itself */
 };

@@ -369,7 +369,12 @@ class VM:
                                             tmpl.strip("/")).strip("_"))
         fn = getattr(self, name, None)
         if fn is None:
-            return 204, None
+            # A request the spec allows but the double does not model
+            # (balloon, vsock, snapshots...) is refused the way Firecracker
+            # refuses a device it does not have, never silently accepted:
+            # a driver that starts using one must make the double learn it.
+            raise Fault("%s %s is not modelled by the test double"
+                        % (method, tmpl))
         return fn(params, body)
 
     def do_GET_(self, params, body):

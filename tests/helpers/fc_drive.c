@@ -10,6 +10,8 @@
  *   fc_drive alive -p PROJECT          prints 1, 0 or -1
  *   fc_drive mmds -p PROJECT -j FILE   replaces the metadata document
  *   fc_drive stop -p PROJECT [-T SECONDS]
+ *   fc_drive orphans -p PROJECT -d VMDIR   kills the VMMs found by their
+ *                                      command line; prints how many
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,7 +27,8 @@
 static void
 usage(void)
 {
-	fprintf(stderr, "usage: fc_drive start|alive|mmds|stop -p PROJECT "
+	fprintf(stderr, "usage: fc_drive start|alive|mmds|stop|orphans "
+	    "-p PROJECT "
 	    "[options]\n");
 	exit(2);
 }
@@ -96,6 +99,11 @@ main(int argc, char **argv)
 		if (ops->start(&cfg, &spec, &h, err, sizeof(err)) != 0)
 			goto out;
 		printf("pid=%ld socket=%s\n", (long)h.pid, h.api_socket);
+		r = 0;
+		goto out;
+	}
+	if (strcmp(cmd, "orphans") == 0) {
+		printf("%d\n", ops->kill_orphans(&cfg, &spec));
 		r = 0;
 		goto out;
 	}

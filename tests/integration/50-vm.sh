@@ -175,6 +175,39 @@ for _ in $(seq 30); do
 done
 expect_eq "a revoked key leaves the guest within 60s" yes "$gone"
 check "alice still logs in" gssh alice dev true
+# Key refreshes must not hang on the boot setup having fully succeeded.
+unit() { gssh alice dev sudo -n systemctl show -p "$1" --value \
+    prison-guest-refresh.service; }
+expect_match "the refresh unit runs after the boot unit" \
+    '(^| )prison-guest\.service( |$)' "$(unit After)"
+expect_match "the refresh unit wants the boot unit" \
+    '(^| )prison-guest\.service( |$)' "$(unit Wants)"
+check_fails "the refresh unit does not require the boot unit" \
+    grep -qw prison-guest.service <<<"$(unit Requires)"
+# Guests get resolvers by default ([network] nameservers unset).
+expect_match "resolv.conf names a nameserver from metadata" \
+    '^nameserver [0-9.]+$' \
+    "$(gssh alice dev grep '^nameserver' /etc/resolv.conf | head -n 1)"
+expect_eq "the metadata's nameservers are the guest's" \
+    "$(python3 - "$T/prison.conf" <<'PY'
+import re, sys
+ns = []
+for f in ("/etc/resolv.conf", "/run/systemd/resolve/resolv.conf"):
+    try:
+        for l in open(f):
+            w = l.split()
+            if len(w) > 1 and w[0] == "nameserver" and \
+                    re.match(r"^\d+\.\d+\.\d+\.\d+$", w[1]) and \
+                    not w[1].startswith("127."):
+                ns.append(w[1])
+    except OSError:
+        pass
+    if ns:
+        break
+print(" ".join(ns[:3] or ["1.1.1.1", "9.9.9.9"]))
+PY
+)" "$(gssh alice dev awk "'/^nameserver/ {print \$2}'" /etc/resolv.conf |
+    tr '\n' ' ' | sed 's/ $//')"
 
 # A provisioner killed hard adopts the running VM when it starts again.
 pid=$(vmget pid)
@@ -194,6 +227,44 @@ check_fails "no nftables element for the guest left" \
     sh -c "ip netns exec $NS_PREFIX-host nft list table inet $TABLE |
     grep -qF '$G'"
 expect_eq "vm list is empty" "[]" "$(pc vm list --json | tr -d ' \n')"
+
+# A provisioner killed while the VM boots: the next one adopts the VM as
+# starting, and ensure answers only once the guest's sshd does.
+qpid() { pgrep -f -- "-name prison:$P( |\$)"; }
+one_qemu() { [ "$(qemus)" = 1 ]; }
+# dead PID: exited, or a zombie its new parent has not reaped yet.
+dead() { gone "$1" || [ "$(ps -o stat= -p "$1" | cut -c1)" = Z ]; }
+ask "{\"op\":\"ensure\",\"project\":\"$P\"}" >/dev/null &
+EP=$!
+check "a VM starts for the mid-boot crash" wait_until 300 one_qemu
+booting=$(qpid)
+kill -9 "$PROV"; wait "$PROV" 2>/dev/null; wait "$EP" 2>/dev/null
+check "the provisioner restarts during the boot" start_provisioner
+expect_eq "a VM adopted mid-boot is starting, not running" starting \
+    "$(vmget state)"
+expect_match "ensure waits for the adopted VM's sshd" '"ok":true' \
+    "$(ask "{\"op\":\"ensure\",\"project\":\"$P\"}")"
+expect_eq "the VM booting at the crash is the one adopted" "$booting" \
+    "$(vmget pid)"
+expect_eq "exactly one qemu after the mid-boot crash" 1 "$(qemus)"
+check "its sshd answers once ensure said ready" gssh alice dev true
+check "vm stop after the mid-boot adoption" pc vm stop "$P"
+
+# Killed before the VM's record was written: the orphan qemu is found by
+# its command line and stopped, and the next ensure boots a VM.
+ask "{\"op\":\"ensure\",\"project\":\"$P\"}" >/dev/null &
+EP=$!
+check "a VM starts for the unrecorded crash" wait_until 300 one_qemu
+orphan=$(qpid)
+kill -9 "$PROV"; wait "$PROV" 2>/dev/null; wait "$EP" 2>/dev/null
+rm -f "$T/state/vms/$P/state.json" "$T/state/vms/$P/qemu.pid"
+check "the provisioner restarts after the unrecorded crash" \
+    start_provisioner
+check "the unrecorded qemu is stopped" wait_until 100 dead "$orphan"
+expect_match "ensure works after an unrecorded VM" '"ok":true' \
+    "$(ask "{\"op\":\"ensure\",\"project\":\"$P\"}")"
+expect_eq "exactly one qemu after the unrecorded crash" 1 "$(qemus)"
+check "vm stop after the unrecorded crash" pc vm stop "$P"
 
 # The disk survives: a file written before the stop is still there.
 expect_match "ensure boots it again" '"ok":true' \

@@ -251,6 +251,25 @@ check "ignoring Firecracker was killed" gone "$pid"
 check_fails "its jail is removed" test -e "$JAIL/firecracker/prison-projb"
 double_conf ""
 
+# ---- a VMM whose pidfile is gone (its provisioner was killed while
+# starting it) is found by its --id and console, and can be killed
+mkproject projd
+out=$(start_vm projd tap-projb 2>&1)
+check "start projd ($out)" grep -q '^pid=' <<<"$out"
+pid=$(sed -n 's/^pid=\([0-9]*\) .*/\1/p' <<<"$out")
+[ -n "$pid" ] && pids+=("$pid")
+rm -f "$JAIL/firecracker/prison-projd/prison.pid"
+expect_eq "adopt finds the VMM without its pidfile" 1 \
+    "$(drive alive -p projd -d "$T/state/vms/projd" 2>&1)"
+expect_eq "another project's orphans are not this one's" 0 \
+    "$(drive orphans -p proja -d "$T/state/vms/proja" 2>&1)"
+expect_eq "kill_orphans kills the unrecorded VMM" 1 \
+    "$(drive orphans -p projd -d "$T/state/vms/projd" 2>/dev/null)"
+check "the unrecorded Firecracker is gone" gone "$pid"
+check_fails "its jail is removed" test -e "$JAIL/firecracker/prison-projd"
+expect_eq "nothing left to kill" 0 \
+    "$(drive orphans -p projd -d "$T/state/vms/projd" 2>&1)"
+
 # ---- a refused request: the error names it and gives the fault
 double_conf '"fail": {"PUT /drives/rootfs": "injected: drive refused"}'
 mkproject projc
@@ -358,6 +377,13 @@ expect_match "InstanceStart without a kernel: 400" '^400 .*without kernel' \
     "$(fcurl "$S2" PUT /actions '{"action_type":"InstanceStart"}')"
 expect_match "unknown path: 400" '^400 .*Invalid request method' \
     "$(fcurl "$S2" PUT /no-such-thing '{}')"
+expect_match "unknown method on a known path: 400" \
+    '^400 .*Invalid request method' "$(fcurl "$S2" DELETE /machine-config)"
+expect_match "a spec path the double does not model: 400 with a fault" \
+    '^400 .*"fault_message": ".*not modelled' "$(fcurl "$S2" GET /balloon)"
+expect_match "an unmodelled PUT is refused too, not accepted" \
+    '^400 .*not modelled' "$(fcurl "$S2" PUT /balloon \
+    '{"amount_mib":0,"deflate_on_oom":false}')"
 expect_match "drive whose file is missing in the jail: 400" '^400 .*No such file' \
     "$(fcurl "$S2" PUT /drives/rootfs \
     '{"drive_id":"rootfs","is_root_device":true,"is_read_only":false,"path_on_host":"/rootfs.ext4"}')"

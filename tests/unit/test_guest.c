@@ -1,7 +1,11 @@
-/* The guest agent's kernel command line parser (guest/cmdline.c). */
+/*
+ * The guest agent's parsers: the kernel command line (guest/cmdline.c)
+ * and resolv.conf from metadata (guest/resolv.c).
+ */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -67,6 +71,40 @@ test_errors(void **state)
 	}
 }
 
+static void
+test_resolv(void **state)
+{
+	json_t *doc;
+	char *s;
+
+	doc = json_pack("{s:[s,s,s,s,s,s]}", "nameservers", "192.168.1.1",
+	    "1.1.1.1 options rotate", "bogus", "2001:db8::53", "9.9.9.9",
+	    "8.8.8.8");
+	s = resolv_conf_text(doc, "172.31.0.1");
+	/* Addresses only, at most three, the host side not added. */
+	assert_non_null(strstr(s, "nameserver 192.168.1.1\n"
+	    "nameserver 2001:db8::53\nnameserver 9.9.9.9\n"));
+	assert_null(strstr(s, "rotate"));
+	assert_null(strstr(s, "bogus"));
+	assert_null(strstr(s, "8.8.8.8"));
+	assert_null(strstr(s, "172.31.0.1"));
+	free(s);
+	json_decref(doc);
+
+	/* None usable (or an older provisioner): the host side. */
+	doc = json_pack("{s:[s]}", "nameservers", "x\nnameserver 6.6.6.6");
+	s = resolv_conf_text(doc, "172.31.0.1");
+	assert_non_null(strstr(s, "\nnameserver 172.31.0.1\n"));
+	assert_null(strstr(s, "6.6.6.6"));
+	free(s);
+	json_decref(doc);
+	doc = json_object();
+	s = resolv_conf_text(doc, "172.31.0.1");
+	assert_non_null(strstr(s, "\nnameserver 172.31.0.1\n"));
+	free(s);
+	json_decref(doc);
+}
+
 int
 main(void)
 {
@@ -74,6 +112,7 @@ main(void)
 		cmocka_unit_test(test_full),
 		cmocka_unit_test(test_defaults_and_last_wins),
 		cmocka_unit_test(test_errors),
+		cmocka_unit_test(test_resolv),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -136,10 +136,13 @@ static void
 test_build(void **state)
 {
 	char dir[] = "/tmp/test_mmds.XXXXXX", path[256], err[256];
+	char resolv[256];
 	struct mmds_input in = { "proja", "172.31.0.1",
 	    "ssh-ed25519 AAAAgw prison-gateway", "-----BEGIN OPENSSH "
-	    "PRIVATE KEY-----\nx\n", "ssh-ed25519 AAAAhost", NULL };
-	json_t *doc = NULL, *p, *keys, *boot;
+	    "PRIVATE KEY-----\nx\n", "ssh-ed25519 AAAAhost", NULL, NULL, 0,
+	    NULL };
+	json_t *doc = NULL, *p, *keys, *boot, *ns;
+	const char *files[] = { NULL, NULL };
 
 	assert_non_null(mkdtemp(dir));
 	snprintf(path, sizeof(path), "%s/bootstrap.d", dir);
@@ -151,6 +154,10 @@ test_build(void **state)
 	snprintf(path, sizeof(path), "%s/env", dir);
 	write_file(path, "# comment\nFOO=bar baz\n\nX_1=\n");
 	in.extra_dir = dir;
+	snprintf(resolv, sizeof(resolv), "%s/resolv.conf", dir);
+	write_file(resolv, "nameserver 10.0.0.53\n");
+	files[0] = resolv;
+	in.resolv_files = files;
 
 	assert_int_equal(mmds_build(&reg, &in, &doc, err, sizeof(err)), 0);
 	p = json_object_get(doc, "prison");
@@ -185,7 +192,19 @@ test_build(void **state)
 	    p, "env"), "FOO")), "bar baz");
 	assert_string_equal(json_string_value(json_object_get(json_object_get(
 	    p, "env"), "X_1")), "");
+	/* Guests get resolvers without [network] nameservers set. */
+	ns = json_object_get(p, "nameservers");
+	assert_int_equal(json_array_size(ns), 1);
+	assert_string_equal(json_string_value(json_array_get(ns, 0)),
+	    "10.0.0.53");
 	json_decref(doc);
+
+	/* A bad nameservers setting fails the document, naming it. */
+	in.nameservers = "10.0.0.1 resolver.example";
+	assert_int_equal(mmds_build(&reg, &in, &doc, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "resolver.example"));
+	assert_null(doc);
+	in.nameservers = NULL;
 
 	/* A bad environment line is an error naming the file. */
 	write_file(path, "1BAD=x\n");
@@ -203,6 +222,73 @@ test_build(void **state)
 	assert_int_equal(system(path), 0);
 }
 
+/* The nameservers as one space-separated string, for comparing. */
+static char *
+ns_str(const char *setting, const char *const *files, int allow_dns)
+{
+	static char buf[256];
+	char err[256];
+	json_t *ns, *v;
+	size_t i;
+
+	buf[0] = '\0';
+	err[0] = '\0';
+	if ((ns = mmds_nameservers(setting, files, allow_dns, "172.31.0.1",
+	    err, sizeof(err))) == NULL) {
+		snprintf(buf, sizeof(buf), "error: %s", err);
+		return buf;
+	}
+	json_array_foreach(ns, i, v)
+		snprintf(buf + strlen(buf), sizeof(buf) - strlen(buf), "%s%s",
+		    i > 0 ? " " : "", json_string_value(v));
+	json_decref(ns);
+	return buf;
+}
+
+static void
+test_nameservers(void **state)
+{
+	char dir[] = "/tmp/test_ns.XXXXXX", a[256], b[256], c[256];
+	const char *files[] = { a, b, NULL }, *none[] = { c, NULL };
+	const char *missing[] = { "/nonexistent/resolv.conf", NULL };
+
+	assert_non_null(mkdtemp(dir));
+	snprintf(a, sizeof(a), "%s/stub", dir);
+	snprintf(b, sizeof(b), "%s/upstream", dir);
+	snprintf(c, sizeof(c), "%s/local-only", dir);
+	/* systemd-resolved's stub: loopback only, so the next file counts. */
+	write_file(a, "# stub\nnameserver 127.0.0.53\noptions edns0\n");
+	write_file(b, "nameserver 192.168.1.1\nnameserver ::1\n"
+	    "nameserver\t10.1.1.1  # second\nsearch lan\n"
+	    "nameserver fe80::1\nnameserver 10.2.2.2\n"
+	    "nameserver 10.3.3.3\n");
+	write_file(c, "nameserver 127.0.0.1\nnameserver ::1\n");
+
+	/* Auto: the first file with a usable one; IPv6 and loopback
+	 * skipped; at most three. */
+	assert_string_equal(ns_str(NULL, files, 0),
+	    "192.168.1.1 10.1.1.1 10.2.2.2");
+	assert_string_equal(ns_str("", files, 1),
+	    "192.168.1.1 10.1.1.1 10.2.2.2");
+	/* Nothing usable: the host address with allow_dns, else public. */
+	assert_string_equal(ns_str(NULL, none, 1), "172.31.0.1");
+	assert_string_equal(ns_str(NULL, none, 0), MMDS_NAMESERVERS_FALLBACK);
+	assert_string_equal(ns_str(NULL, missing, 0),
+	    MMDS_NAMESERVERS_FALLBACK);
+	/* Set: taken as written, "host" is the guest's host address. */
+	assert_string_equal(ns_str("9.9.9.9, host", files, 0),
+	    "9.9.9.9 172.31.0.1");
+	assert_string_equal(ns_str("127.0.0.1", files, 0), "127.0.0.1");
+	assert_non_null(strstr(ns_str("1.1.1.1 ::1", files, 0),
+	    "\"::1\" is not an IPv4 address"));
+	assert_non_null(strstr(ns_str("1.1.1.1 1.0.0.1 8.8.8.8 8.8.4.4",
+	    files, 0), "more than 3"));
+	assert_non_null(strstr(ns_str("1.1.1", files, 0), "error"));
+
+	snprintf(a, sizeof(a), "rm -rf '%s'", dir);
+	assert_int_equal(system(a), 0);
+}
+
 int
 main(void)
 {
@@ -212,6 +298,7 @@ main(void)
 		cmocka_unit_test(test_tokens_full),
 		cmocka_unit_test(test_lookup),
 		cmocka_unit_test(test_build),
+		cmocka_unit_test(test_nameservers),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
