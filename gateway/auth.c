@@ -59,6 +59,49 @@ fail(struct gw_conn *c, const char *method, const char *user,
 	tell_listener(c, GW_EV_FAILURE);
 }
 
+/*
+ * libssh drops a publickey request whose signature does not verify
+ * without calling auth_pubkey(); its own log is the only trace.  While
+ * authentication runs, the gateway listens to that log (at packet level)
+ * so such an attempt is logged and counted like any other failure.
+ * Lines the gateway's own verbosity asks for still go to stderr.
+ */
+static void
+on_libssh_log(int prio, const char *fn, const char *msg, void *ud)
+{
+	struct gw_conn *c = ud;
+
+	if (c == NULL)
+		return;
+	if (strstr(msg, "invalid signature") != NULL)
+		c->badsig++;
+	if (prio <= c->ssh_log_level)
+		fprintf(stderr, "libssh: %s: %s\n", fn, msg);
+}
+
+void
+gw_auth_watch(struct gw_conn *c, int on)
+{
+	if (on) {
+		c->ssh_log_level = ssh_get_log_level();
+		ssh_set_log_userdata(c);
+		ssh_set_log_callback(on_libssh_log);
+		ssh_set_log_level(SSH_LOG_PACKET > c->ssh_log_level ?
+		    SSH_LOG_PACKET : c->ssh_log_level);
+	} else
+		ssh_set_log_level(c->ssh_log_level);
+}
+
+/* Report what on_libssh_log() saw, outside libssh's logging. */
+void
+gw_auth_badsig(struct gw_conn *c)
+{
+	for (; c->badsig > 0; c->badsig--) {
+		c->developer[0] = c->fp[0] = c->keytype[0] = '\0';
+		fail(c, "publickey", NULL, "bad-signature");
+	}
+}
+
 /* Non-interactive PAM: the account stack asks no questions. */
 static int
 pam_noconv(int n, const struct pam_message **msg,

@@ -66,6 +66,8 @@ struct gw_conn {
 	int		 tries;
 	int		 closing;	/* refuse and disconnect */
 	int		 key_ok;	/* key accepted, second factor due */
+	int		 badsig;	/* signatures libssh refused */
+	int		 ssh_log_level;	/* libssh's, outside authentication */
 	int		 ki_fd;		/* kbd-interactive helper */
 	pid_t		 ki_pid;
 	char		 project[64];
@@ -87,6 +89,8 @@ void	gw_session(const struct prison_config *cfg, ssh_bind bind, int fd,
 void	gw_auth_install(struct gw_conn *c,
 	    struct ssh_server_callbacks_struct *cb);
 int	gw_auth_message(ssh_session s, ssh_message msg, void *ud);
+void	gw_auth_watch(struct gw_conn *c, int on);
+void	gw_auth_badsig(struct gw_conn *c);
 void	gw_auth_log(struct gw_conn *c, const char *verdict,
 	    const char *method, const char *user, const char *reason);
 

@@ -146,13 +146,14 @@ gw_session(const struct prison_config *cfg, ssh_bind bind, int fd,
 	if ((ev = ssh_event_new()) == NULL ||
 	    ssh_event_add_session(ev, c.srv) != SSH_OK)
 		goto out;
+	gw_auth_watch(&c, 1);
 	while (!c.authenticated && !c.closing) {
-		if (ssh_event_dopoll(ev, 1000) == SSH_ERROR &&
-		    !ssh_is_connected(c.srv))
-			break;
+		ssh_event_dopoll(ev, 1000);
+		gw_auth_badsig(&c);
 		if (!ssh_is_connected(c.srv))
 			break;
 	}
+	gw_auth_watch(&c, 0);
 	if (c.closing)
 		gw_flush(c.srv, ev, 2000);
 	ssh_event_remove_session(ev, c.srv);

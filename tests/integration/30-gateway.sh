@@ -105,7 +105,7 @@ if /usr/bin/python3 -c 'import paramiko' 2>/dev/null; then
 	"${RAW[@]}" badsig "$GPORT" proja "$T/alice"
 	expect_eq "the member's key with a bad signature is refused" 1 $?
 	expect_match "bad signature: logged as such" \
-	    'verdict=reject method=publickey project=proja .*reason=bad-signature' \
+	    'verdict=reject method=publickey .*reason=bad-signature' \
 	    "$(cat "$T/gw.log")"
 	"${RAW[@]}" password "$GPORT" proja secret
 	expect_eq "a password sent anyway is refused" 1 $?
