@@ -258,6 +258,30 @@ expect_match "the refusal names the interface" "tap-projf.*not created" \
 check "the foreign interface is left alone" \
     in_ns host ip link show tap-projf
 check_fails "a project not in the registry is refused" pc net up nosuch
+# A crash between making a TAP persistent and labelling it (as an older
+# prison did them) leaves an unlabelled TAP under the name the project
+# claims while its record says up: that one is taken over.
+check "net up projc" pc net up projc
+TAPC=$(field projc tap)
+half_made() {
+	in_ns host ip link del "$TAPC"
+	in_ns host ip tuntap add dev "$TAPC" mode tap user nobody
+}
+half_made
+check "net up adopts an unlabelled TAP claimed by the project" \
+    pc net up projc
+expect_match "the adopted TAP gets prison's alias" "alias prison:projc" \
+    "$(in_ns host ip -d link show "$TAPC")"
+half_made
+check "net reconcile adopts an unlabelled TAP claimed by the project" \
+    pc net reconcile
+expect_match "reconcile labels the adopted TAP" "alias prison:projc" \
+    "$(in_ns host ip -d link show "$TAPC")"
+check "net down projc" pc net down projc
+in_ns host ip tuntap add dev "$TAPC" mode tap
+check_fails "recorded down: an unlabelled TAP of its name is refused" \
+    pc net up projc
+in_ns host ip link del "$TAPC"
 cp "$T/prison.conf" "$T/gw.conf"
 printf '\n[gateway]\nlisten = 0.0.0.0:2241\n' >>"$T/gw.conf"
 out=$(PRISON_CONFIG=$T/gw.conf pc net up projb 2>&1)
@@ -295,7 +319,6 @@ expect_eq "traffic flows again after up/down/up" guest-a \
     "$(talk lan 10.90.1.1 2240)"
 check "net up projc" pc net up projc
 check "net up projd" pc net up projd
-TAPC=$(field projc tap)
 TAPD=$(field projd tap)
 # Lose kernel state of projc, leave a stray TAP and stray elements,
 # drop projd from the registry, and kill -9 one prisonctl mid-way.
