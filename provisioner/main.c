@@ -337,20 +337,12 @@ net_start(char *err, size_t errlen)
 {
 	struct registry *reg = NULL;
 	struct net_project *np = NULL;
-	size_t i, n = 0;
+	size_t n = 0;
 	int r;
 
 	if (registry_load(cfg.registry, &reg, err, errlen) == -1)
 		return -1;
-	np = xcalloc(reg->nprojects + 1, sizeof(*np));
-	for (i = 0; i < reg->nprojects; i++) {
-		if (reg->projects[i].upstream != NULL)
-			continue;
-		np[n].name = reg->projects[i].name;
-		np[n].ssh_port = reg->projects[i].ssh_port;
-		np[n].egress_allow = reg->projects[i].egress_allow;
-		n++;
-	}
+	np = net_projects_of(reg, &n);
 	r = net_reconcile(&cfg, np, n, err, errlen);
 	free(np);
 	registry_free(reg);

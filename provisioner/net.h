@@ -97,6 +97,19 @@ int	net_reconcile(const struct prison_config *,
 	    char *err, size_t errlen);
 
 /*
+ * The registry's view (net_reg.c): 0 and *np filled when the project has
+ * a network here, -1 when it has none (an upstream project, which has no
+ * VM).  net_projects_of gives every project that has one, for
+ * net_reconcile; np's strings point into reg, and the caller frees the
+ * array.
+ */
+struct reg_project;
+struct registry;
+int	net_project_of(const struct reg_project *, struct net_project *np);
+struct net_project *
+	net_projects_of(const struct registry *reg, size_t *n);
+
+/*
  * How many established TCP connections reach ip:port (directly, or
  * through the project's DNAT port), by conntrack; -1 with err set when
  * conntrack cannot be read.

@@ -32,17 +32,17 @@ veth host eth-lan 10.90.1.1 lan eth0 10.90.1.2
 veth host eth-inet 10.90.2.1 inet eth0 10.90.2.2
 in_ns host ip route add default via 10.90.2.2
 
-# Projects: name ssh_port egress
+# Projects: name:ssh_port:egress[:upstream host:port]
 registry() {
 	python3 - "$T/state/registry.json" "$@" <<'EOF'
 import json, sys
 projects = []
 for spec in sys.argv[2:]:
-    name, port, egress = spec.split(":")
+    name, port, egress, *up = spec.split(":", 3)
     projects.append({"name": name, "members": [], "ssh_port": int(port),
         "vcpus": 0, "mem_mib": 0, "image": None, "repo": None,
         "ref": None, "dev_user": "dev", "egress": egress,
-        "upstream": None})
+        "upstream": up[0] if up else None})
 json.dump({"version": 1, "users": [], "projects": projects},
     open(sys.argv[1], "w"))
 EOF
@@ -311,6 +311,25 @@ expect_eq "up/down/up keeps the TAP name" "$TAPA" "$(field proja tap)"
 check "net up twice is idempotent" pc net up proja
 expect_eq "no duplicate: one proja element in taps" 1 \
     "$(elems taps | grep -c "\"$TAPA\"")"
+
+# --- upstream projects ----------------------------------------------------
+# Relayed elsewhere, no VM, so no network: prisonctl and the daemon share
+# that rule (net_projects_of).
+registry proja:2240:allow projb:2241:deny projc:0:allow projd:0:allow \
+    projf:0:allow projh:0:allow
+check "net up projh" pc net up projh
+TAPH=$(field projh tap)
+registry proja:2240:allow projb:2241:deny projc:0:allow projd:0:allow \
+    projf:0:allow projh:0:allow:git.example.org:22
+out=$(pc net up projh 2>&1)
+check_fails "net up of an upstream project is refused" pc net up projh
+expect_match "the refusal says why" "projh uses an upstream.*no network" \
+    "$out"
+check "net reconcile with an upstream project" pc net reconcile
+check_fails "reconcile releases an upstream project's allocation" \
+    pc net show projh
+check_fails "reconcile removes an upstream project's TAP" \
+    in_ns host ip link show "$TAPH"
 
 # --- crash and reconcile --------------------------------------------------
 # The relay left with the deleted TAP; attach guest-a again.
