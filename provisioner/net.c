@@ -286,7 +286,7 @@ net_up(const struct prison_config *cfg, const struct net_project *p,
 	char e[256];
 	uid_t uid = 0;
 	gid_t gid = 0;
-	int lockfd, fresh = 0, adopt, ret = -1;
+	int lockfd, fresh = 0, adopt, l, ret = -1;
 
 	memset(&r, 0, sizeof(r));
 	if (name_valid_project(p->name, err, errlen) == -1)
@@ -298,6 +298,12 @@ net_up(const struct prison_config *cfg, const struct net_project *p,
 		return seterr(err, errlen, "project %s: ssh_port %d is the "
 		    "gateway's own port ([gateway] listen)", p->name,
 		    p->ssh_port);
+	if (p->ssh_port > 0 && (l = net_port_listening(p->ssh_port, err,
+	    errlen)) != 0)
+		return l == -1 ? -1 : seterr(err, errlen, "project %s: "
+		    "ssh_port %d: a host process listens on TCP port %d, and "
+		    "the DNAT would take it over; stop it or choose another "
+		    "port", p->name, p->ssh_port, p->ssh_port);
 	if (vmm_ids(cfg, &uid, &gid, err, errlen) == -1)
 		return -1;
 	if (net_begin(cfg, &st, &lockfd, 0, err, errlen) == -1)

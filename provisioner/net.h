@@ -97,6 +97,13 @@ int	net_reconcile(const struct prison_config *,
 	    char *err, size_t errlen);
 
 /*
+ * Whether a process in the caller's network namespace listens on TCP
+ * port (any address, IPv4 or IPv6): 1 yes, 0 no, -1 with err set when
+ * the kernel's tables cannot be read.  An ssh_port must not be one.
+ */
+int	net_port_listening(int port, char *err, size_t errlen);
+
+/*
  * The registry's view (net_reg.c): 0 and *np filled when the project has
  * a network here, -1 when it has none (an upstream project, which has no
  * VM).  net_projects_of gives every project that has one, for

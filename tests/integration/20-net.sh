@@ -287,6 +287,32 @@ printf '\n[gateway]\nlisten = 0.0.0.0:2241\n' >>"$T/gw.conf"
 out=$(PRISON_CONFIG=$T/gw.conf pc net up projb 2>&1)
 expect_match "the gateway's own port is refused as ssh_port" \
     "2241 is the gateway's own port" "$out"
+# A port a host process listens on (host-service on 7000, and one on
+# IPv6 only): the DNAT would take it over.
+in_ns host socat TCP6-LISTEN:7001,ipv6only=1,reuseaddr,fork \
+    SYSTEM:'echo v6' >/dev/null 2>&1 &
+on_exit "kill $!"
+wait_until 30 in_ns host sh -c 'grep -qi ":1B59 .* 0A " /proc/net/tcp6'
+registry proja:2240:allow projb:2241:deny projc:7000:allow projd:0:allow \
+    projf:0:allow projg:7001:allow
+out=$(pc net up projc 2>&1)
+check_fails "a port a host process listens on is refused as ssh_port" \
+    pc net up projc
+expect_match "the refusal names the port and why" \
+    "ssh_port 7000: a host process listens on TCP port 7000" "$out"
+check_fails "an IPv6 listener's port is refused as ssh_port" \
+    pc net up projg
+expect_eq "the host service keeps its port" host-service \
+    "$(talk lan 10.90.1.1 7000)"
+registry proja:2240:allow projb:2241:deny projc:0:allow projd:0:allow \
+    projf:0:allow
+out=$(pc project set projc --ssh-port 7000 2>&1)
+check_fails "project set refuses a port a host process listens on" \
+    pc project set projc --ssh-port 7000
+expect_match "project set says why" \
+    "ssh-port 7000: a host process listens on that TCP port" "$out"
+check_fails "project add refuses it too" \
+    pc project add projz --ssh-port 7001
 cp "$T/prison.conf" "$T/bad.conf"
 printf '\n[provisioner]\nvmm_user = no-such-user-x\n' >>"$T/bad.conf"
 out=$(PRISON_CONFIG=$T/bad.conf pc net up projc 2>&1)
