@@ -277,18 +277,13 @@ gateway_port(const struct prison_config *cfg)
 	return atoi(colon + 1);
 }
 
-int
-net_up(const struct prison_config *cfg, const struct net_project *p,
-    struct net_info *info, char *err, size_t errlen)
+/* What net_up checks before touching anything. */
+static int
+up_check(const struct prison_config *cfg, const struct net_project *p,
+    uid_t *uid, gid_t *gid, char *err, size_t errlen)
 {
-	struct net_state st;
-	struct net_rec r, old;
-	char e[256];
-	uid_t uid = 0;
-	gid_t gid = 0;
-	int lockfd, fresh = 0, adopt, l, ret = -1;
+	int l;
 
-	memset(&r, 0, sizeof(r));
 	if (name_valid_project(p->name, err, errlen) == -1)
 		return -1;
 	if (p->ssh_port < 0 || p->ssh_port > 65535)
@@ -304,42 +299,69 @@ net_up(const struct prison_config *cfg, const struct net_project *p,
 		    "ssh_port %d: a host process listens on TCP port %d, and "
 		    "the DNAT would take it over; stop it or choose another "
 		    "port", p->name, p->ssh_port, p->ssh_port);
-	if (vmm_ids(cfg, &uid, &gid, err, errlen) == -1)
+	return vmm_ids(cfg, uid, gid, err, errlen);
+}
+
+/* net_up with the lock held; st holds no records or all of them. */
+static int
+up_locked(const struct prison_config *cfg, struct net_state *st,
+    const struct net_project *p, struct net_info *info, char *err,
+    size_t errlen)
+{
+	struct net_rec r, old;
+	char e[256];
+	uid_t uid = 0;
+	gid_t gid = 0;
+	int fresh = 0, adopt, ret = -1;
+
+	memset(&r, 0, sizeof(r));
+	if (up_check(cfg, p, &uid, &gid, err, errlen) == -1)
 		return -1;
-	if (net_begin(cfg, &st, &lockfd, 0, err, errlen) == -1)
-		return -1;
-	if (net_rec_alloc(&st, p->name, &r, &fresh, err, errlen) == -1)
+	if (net_rec_alloc(st, p->name, &r, &fresh, err, errlen) == -1)
 		goto out;
 	old = r;
-	adopt = rec_adopt(&st, &old);
+	adopt = rec_adopt(st, &old);
 	if (tap_check(r.tap, p->name, adopt, err, errlen) == -1 ||
-	    net_port_claim(&st, p->name, p->ssh_port, err, errlen) == -1) {
+	    net_port_claim(st, p->name, p->ssh_port, err, errlen) == -1) {
 		if (fresh)	/* nothing saved yet: give the claims back */
-			(void)net_rec_forget(&st, &r, e, sizeof(e));
+			(void)net_rec_forget(st, &r, e, sizeof(e));
 		goto out;
 	}
 	r.ssh_port = p->ssh_port;
 	r.egress_allow = p->egress_allow;
 	r.up = 1;
-	if (net_rec_put(&st, &r, err, errlen) == -1)
+	if (net_rec_put(st, &r, err, errlen) == -1)
 		goto undo;
 	if (net_sysctl("/proc/sys/net/ipv4/ip_forward", "1", err,
 	    errlen) == -1 ||
-	    rec_tap_ensure(&st, &r, adopt, uid, gid, err, errlen) == -1 ||
-	    apply(cfg, &st, old.up ? &old : NULL, &r, err, errlen) == -1)
+	    rec_tap_ensure(st, &r, adopt, uid, gid, err, errlen) == -1 ||
+	    apply(cfg, st, old.up ? &old : NULL, &r, err, errlen) == -1)
 		goto undo;
 	if (old.up && old.ssh_port != r.ssh_port)
-		net_port_unclaim(&st, p->name, old.ssh_port);
-	info_fill(&st, &r, info);
+		net_port_unclaim(st, p->name, old.ssh_port);
+	info_fill(st, &r, info);
 	ret = 0;
 	goto out;
 undo:
 	/* Record what was there before; reconcile tidies the kernel. */
 	if (!(old.up && old.ssh_port == p->ssh_port))
-		net_port_unclaim(&st, p->name, p->ssh_port);
-	(void)net_rec_put(&st, &old, e, sizeof(e));
+		net_port_unclaim(st, p->name, p->ssh_port);
+	(void)net_rec_put(st, &old, e, sizeof(e));
 out:
 	net_rec_clear(&r);
+	return ret;
+}
+
+int
+net_up(const struct prison_config *cfg, const struct net_project *p,
+    struct net_info *info, char *err, size_t errlen)
+{
+	struct net_state st;
+	int lockfd, ret;
+
+	if (net_begin(cfg, &st, &lockfd, 0, err, errlen) == -1)
+		return -1;
+	ret = up_locked(cfg, &st, p, info, err, errlen);
 	net_end(&st, lockfd);
 	return ret;
 }
@@ -496,6 +518,40 @@ out:
 	for (i = 0; i < ngone; i++)
 		free(gone[i]);
 	free(gone);
+	net_end(&st, lockfd);
+	return ret;
+}
+
+/*
+ * Each project is changed as net_up would, on a state of its own that
+ * holds no records, so that a fallback rebuild reads them all afresh.
+ */
+int
+net_refresh(const struct prison_config *cfg,
+    const struct net_project *known, size_t nknown, char *err, size_t errlen)
+{
+	struct net_state st, one;
+	const struct net_project *k;
+	const struct net_rec *r;
+	struct net_info info;
+	char e[512];
+	size_t i;
+	int lockfd, ret = 0;
+
+	if (net_begin(cfg, &st, &lockfd, 1, err, errlen) == -1)
+		return -1;
+	for (i = 0; i < st.nrecs; i++) {
+		r = &st.recs[i];
+		if (!r->up || (k = known_find(known, nknown, r->name)) ==
+		    NULL || (k->ssh_port == r->ssh_port &&
+		    k->egress_allow == r->egress_allow))
+			continue;
+		if ((net_state_open(cfg->state_dir, cfg->pool, &one, e,
+		    sizeof(e)) == -1 || up_locked(cfg, &one, k, &info, e,
+		    sizeof(e)) == -1) && ret == 0)
+			ret = seterr(err, errlen, "%s", e);
+		net_state_free(&one);
+	}
 	net_end(&st, lockfd);
 	return ret;
 }

@@ -97,6 +97,17 @@ int	net_reconcile(const struct prison_config *,
 	    char *err, size_t errlen);
 
 /*
+ * The registry changed: every project recorded up whose ssh_port or
+ * egress differs from its entry in known gets the new settings, as
+ * net_up would give them.  Projects down, or not in known, are left
+ * alone (net_reconcile releases those).  Carries on past a failing
+ * project; the first error is reported.
+ */
+int	net_refresh(const struct prison_config *,
+	    const struct net_project *known, size_t nknown,
+	    char *err, size_t errlen);
+
+/*
  * Whether a process in the caller's network namespace listens on TCP
  * port (any address, IPv4 or IPv6): 1 yes, 0 no, -1 with err set when
  * the kernel's tables cannot be read.  An ssh_port must not be one.

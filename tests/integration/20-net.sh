@@ -417,6 +417,34 @@ expect_eq "rule count does not depend on projects" \
     "$(table | grep -cE 'accept|drop|dnat|masquerade|jump')" \
     "$(pc net down projc; table | grep -cE 'accept|drop|dnat|masquerade|jump')"
 
+# --- the daemon: registry changes, kill -9 and restart -------------------
+SOCK=$T/run/provisioner.sock
+start_provisioner() {
+	# ip netns exec execs the daemon: $! is the provisioner itself.
+	ip netns exec "$NS_PREFIX-host" "$BUILD/prison-provisioner" -f \
+	    >>"$T/provisioner.log" 2>&1 &
+	PROV=$!
+	# A killed provisioner leaves its socket file: wait for an answer.
+	wait_until 100 pc vm list >/dev/null 2>&1
+}
+on_exit 'kill $PROV'
+check "the provisioner starts" start_provisioner
+expect_eq "control: guest-a reaches the internet" from-10.90.2.1 \
+    "$(talk g1 10.90.2.2 8080)"
+out=$(pc project set proja --egress deny 2>&1)
+expect_eq "project set --egress deny: the provisioner applies it" "" "$out"
+expect_eq "egress deny takes effect on the up project at once" "" \
+    "$(talk g1 10.90.2.2 8080)"
+expect_eq "the record says deny" deny "$(field proja egress)"
+out=$(pc project set proja --ssh-port 2250 2>&1)
+expect_eq "project set --ssh-port: the provisioner applies it" "" "$out"
+expect_eq "the new port reaches guest-a at once" guest-a \
+    "$(talk lan 10.90.1.1 2250)"
+expect_eq "the old port no longer does" "" "$(talk lan 10.90.1.1 2240)"
+
+kill "$PROV"
+check "the provisioner exits on TERM" wait_until 100 gone "$PROV"
+
 # --- a tiny pool: long names, hash collisions, exhaustion ---------------
 # Its own host namespace, state and registry; 10.200.0.0/28 holds 4 /30s.
 ns_add h2
