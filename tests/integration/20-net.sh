@@ -442,8 +442,57 @@ expect_eq "the new port reaches guest-a at once" guest-a \
     "$(talk lan 10.90.1.1 2250)"
 expect_eq "the old port no longer does" "" "$(talk lan 10.90.1.1 2240)"
 
+# kill -9 the daemon with projects up, then leave the leftovers of a
+# project the registry does not know: a labelled TAP, elements, a record
+# and its claims.
+check "net up projc" pc net up projc
+ups=""
+for p in proja projb projc proje; do
+	[ "$(field $p up 2>/dev/null)" = True ] && ups="$ups $p"
+done
+ifindex() { in_ns host cat "/sys/class/net/$1/ifindex" 2>/dev/null; }
+declare -A idx_before
+for p in $ups; do idx_before[$p]=$(ifindex "$(field $p tap)"); done
+rules_before=$(table | grep -cE 'accept|drop|dnat|masquerade|jump')
+kill -9 "$PROV"
+wait "$PROV" 2>/dev/null
+in_ns host ip tuntap add dev tap-ghost2 mode tap
+in_ns host ip link set tap-ghost2 alias prison:ghost2
+in_ns host nft add element inet prison taps '{ "tap-ghost2" }'
+in_ns host nft add element inet prison ports '{ 2998 : 172.31.250.2 . 22 }'
+echo "16000 tap-ghost2 up 2998 allow" >"$T/state/net/projects/ghost2"
+echo ghost2 >"$T/state/net/slots/16000"
+echo ghost2 >"$T/state/net/taps/tap-ghost2"
+echo ghost2 >"$T/state/net/ports/2998"
+check "the provisioner restarts after kill -9" start_provisioner
+for p in $ups; do
+	tap=$(field $p tap)
+	expect_eq "restart: $p keeps its TAP (same interface)" \
+	    "${idx_before[$p]}" "$(ifindex "$tap")"
+	expect_eq "restart: $p has one element in taps" 1 \
+	    "$(elems taps | grep -c "\"$tap\"")"
+	expect_eq "restart: $p has one element in guest_src" 1 \
+	    "$(elems guest_src | grep -c "\"$tap\"")"
+done
+expect_eq "restart: the taps set holds exactly the up projects" \
+    "$(echo $ups | wc -w)" "$(elems taps | wc -l)"
+check_fails "restart: the unknown project's TAP is removed" \
+    in_ns host ip link show tap-ghost2
+expect_eq "restart: its elements are removed" "" \
+    "$(table | grep -E 'ghost2|2998')"
+expect_eq "restart: its record and claims are removed" "" \
+    "$(ls "$T/state/net/projects/ghost2" "$T/state/net/slots/16000" \
+    "$T/state/net/taps/tap-ghost2" "$T/state/net/ports/2998" 2>/dev/null)"
+expect_eq "restart: one prison table, same rules" "1 $rules_before" \
+    "$(in_ns host nft list tables | grep -c 'inet prison$') \
+$(table | grep -cE 'accept|drop|dnat|masquerade|jump')"
+expect_eq "restart: guest-a still reached through its port" guest-a \
+    "$(talk lan 10.90.1.1 2250)"
+expect_eq "restart: guest-a still denied egress" "" \
+    "$(talk g1 10.90.2.2 8080)"
 kill "$PROV"
 check "the provisioner exits on TERM" wait_until 100 gone "$PROV"
+pc net down projc
 
 # --- a tiny pool: long names, hash collisions, exhaustion ---------------
 # Its own host namespace, state and registry; 10.200.0.0/28 holds 4 /30s.
