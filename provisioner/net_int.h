@@ -75,9 +75,9 @@ int		 net_tap_claimed(const struct net_state *, const char *tap,
  * net_tap.c.  adopt: also accept an unlabelled TAP of that name (the
  * caller knows it is this project's: claimed, and recorded up).
  */
-int	tap_ensure(const char *tap, const char *project, int adopt, uid_t uid,
-	    gid_t gid, const char *host_ip, int prefix, char *err,
-	    size_t errlen);
+int	tap_ensure(const char *tap, const char *project, int adopt,
+	    uid_t uid, gid_t gid, const char *host_ip, int prefix,
+	    char *err, size_t errlen);
 int	tap_delete(const char *tap, const char *project, int adopt,
 	    char *err, size_t errlen);
 int	tap_check(const char *tap, const char *project, int adopt, char *err,
