@@ -21,6 +21,7 @@
 #include "keyparse.h"
 #include "log.h"
 #include "names.h"
+#include "net.h"
 #include "proto.h"
 #include "registry.h"
 #include "xmalloc.h"
@@ -53,6 +54,26 @@ struct projopts {
 	char		 *image, *repo, *ref, *upstream, *dev_user;
 	int		  listen_port;	/* the gateway's own port */
 };
+
+/*
+ * Told here as well as at net up (which has the last word: a service
+ * may start in between), so that a typo is caught when it is made.
+ */
+static int
+port_in_use(int port)
+{
+	char err[256];
+	int r;
+
+	if ((r = net_port_listening(port, err, sizeof(err))) == -1)
+		fprintf(stderr, "prisonctl: warning: cannot tell whether a "
+		    "host process listens on port %d: %s\n", port, err);
+	if (r != 1)
+		return 0;
+	return ctl_fail("--ssh-port %d: a host process listens on that TCP "
+	    "port, and the DNAT would take it over; choose another port",
+	    port);
+}
 
 static void
 print_json(json_t *j)
@@ -623,6 +644,8 @@ parse_projopts(const struct prison_config *cfg, int argc, char **argv,
 				return ctl_fail("--ssh-port %d: direct ports "
 				    "must be 1024 or above (ports below belong "
 				    "to the host's own services)", o->port);
+			if (o->port != 0 && port_in_use(o->port) != 0)
+				return 1;
 		} else if (strcmp(opt, "--vcpus") == 0) {
 			o->has_vcpus = 1;
 			if (parse_num("--vcpus", v, 1, REG_MAX_VCPUS,

@@ -81,9 +81,11 @@ do_up(const struct prison_config *cfg, const char *name, int json)
 		ctl_fail("no project \"%s\" in %s", name, cfg->registry);
 		goto out;
 	}
-	np.name = p->name;
-	np.ssh_port = p->ssh_port;
-	np.egress_allow = p->egress_allow;
+	if (net_project_of(p, &np) == -1) {
+		ctl_fail("project %s uses an upstream (%s), not a VM: it has "
+		    "no network here", name, p->upstream);
+		goto out;
+	}
 	if (net_up(cfg, &np, &ni, err, sizeof(err)) == -1) {
 		ctl_fail("net up %s: %s", name, err);
 		goto out;
@@ -101,18 +103,13 @@ do_reconcile(const struct prison_config *cfg)
 	struct registry *reg = NULL;
 	struct net_project *known = NULL;
 	char err[512];
-	size_t i;
+	size_t n = 0;
 	int ret = 1;
 
 	if (load_registry(cfg, &reg) != 0)
 		return 1;
-	known = xcalloc(reg->nprojects + 1, sizeof(*known));
-	for (i = 0; i < reg->nprojects; i++) {
-		known[i].name = reg->projects[i].name;
-		known[i].ssh_port = reg->projects[i].ssh_port;
-		known[i].egress_allow = reg->projects[i].egress_allow;
-	}
-	if (net_reconcile(cfg, known, reg->nprojects, err,
+	known = net_projects_of(reg, &n);
+	if (net_reconcile(cfg, known, n, err,
 	    sizeof(err)) == -1) {
 		ctl_fail("net reconcile: %s", err);
 		goto out;

@@ -177,6 +177,35 @@ allowed(const struct conn *c, const char *op)
 	return 0;
 }
 
+/*
+ * The registry changed.  Network settings first, for every project that
+ * is up and not only the one named (the whole registry is what should be
+ * in force, and unchanged projects cost nothing), then the running VMs'
+ * metadata, which vm_refresh builds with the network now in force.
+ */
+static int
+refresh(const char *project, char *err, size_t errlen)
+{
+	struct registry *reg = NULL;
+	struct net_project *np = NULL;
+	char e[512];
+	size_t n = 0;
+	int ret = 0;
+
+	if (registry_load(cfg.registry, &reg, err, errlen) == -1)
+		return -1;
+	np = net_projects_of(reg, &n);
+	if (net_refresh(&cfg, np, n, err, errlen) == -1) {
+		log_warn("refresh: network: %s", err);
+		ret = -1;
+	}
+	if (vm_refresh(project, e, sizeof(e)) == -1 && ret == 0)
+		ret = seterr(err, errlen, "%s", e);
+	free(np);
+	registry_free(reg);
+	return ret;
+}
+
 static void
 dispatch(struct conn *c, json_t *req)
 {
@@ -222,7 +251,7 @@ dispatch(struct conn *c, json_t *req)
 	} else if (strcmp(op, "stop-all") == 0)
 		r = json_pack("{s:b,s:i}", "ok", 1, "stopped", vm_stop_all());
 	else if (strcmp(op, "refresh") == 0) {
-		if (vm_refresh(project, err, sizeof(err)) == -1)
+		if (refresh(project, err, sizeof(err)) == -1)
 			r = json_pack("{s:b,s:s}", "ok", 0, "error", err);
 		else
 			r = json_pack("{s:b}", "ok", 1);
@@ -337,20 +366,12 @@ net_start(char *err, size_t errlen)
 {
 	struct registry *reg = NULL;
 	struct net_project *np = NULL;
-	size_t i, n = 0;
+	size_t n = 0;
 	int r;
 
 	if (registry_load(cfg.registry, &reg, err, errlen) == -1)
 		return -1;
-	np = xcalloc(reg->nprojects + 1, sizeof(*np));
-	for (i = 0; i < reg->nprojects; i++) {
-		if (reg->projects[i].upstream != NULL)
-			continue;
-		np[n].name = reg->projects[i].name;
-		np[n].ssh_port = reg->projects[i].ssh_port;
-		np[n].egress_allow = reg->projects[i].egress_allow;
-		n++;
-	}
+	np = net_projects_of(reg, &n);
 	r = net_reconcile(&cfg, np, n, err, errlen);
 	free(np);
 	registry_free(reg);

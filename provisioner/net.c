@@ -113,15 +113,26 @@ info_fill(const struct net_state *st, const struct net_rec *r,
 	info->tap_present = tap_exists(r->tap);
 }
 
+/*
+ * An unlabelled TAP under a name this project claims, while its record
+ * says up, is one a crash left half-made (an older prison labelled it
+ * only after making it persistent): taken over, not refused.
+ */
+static int
+rec_adopt(const struct net_state *st, const struct net_rec *r)
+{
+	return r->up && net_tap_claimed(st, r->tap, r->name);
+}
+
 static int
 rec_tap_ensure(const struct net_state *st, const struct net_rec *r,
-    uid_t uid, gid_t gid, char *err, size_t errlen)
+    int adopt, uid_t uid, gid_t gid, char *err, size_t errlen)
 {
 	char host[16], guest[16];
 
 	net_rec_addrs(st, r, host, guest, sizeof(host));
-	return tap_ensure(r->tap, r->name, uid, gid, host, NET_PREFIX, err,
-	    errlen);
+	return tap_ensure(r->tap, r->name, adopt, uid, gid, host, NET_PREFIX,
+	    err, errlen);
 }
 
 struct stray {
@@ -158,7 +169,8 @@ strays_remove(const struct net_state *st, char *err, size_t errlen)
 		r = net_state_find(st, s.projects[i]);
 		if (r != NULL && r->up && strcmp(r->tap, s.taps[i]) == 0)
 			continue;
-		if (tap_delete(s.taps[i], s.projects[i], err, errlen) == -1)
+		if (tap_delete(s.taps[i], s.projects[i], 0, err,
+		    errlen) == -1)
 			ret = -1;
 	}
 	for (i = 0; i < s.n; i++)
@@ -193,8 +205,9 @@ sync_all(const struct prison_config *cfg, const struct net_state *st,
 		if (!have_ids && vmm_ids(cfg, &uid, &gid, err, errlen) == -1)
 			return -1;
 		have_ids = 1;
-		if (rec_tap_ensure(st, &st->recs[i], uid, gid, e,
-		    sizeof(e)) == -1 && ret == 0) {
+		if (rec_tap_ensure(st, &st->recs[i], rec_adopt(st,
+		    &st->recs[i]), uid, gid, e, sizeof(e)) == -1 &&
+		    ret == 0) {
 			seterr(err, errlen, "%s", e);
 			ret = -1;
 		}
@@ -264,18 +277,13 @@ gateway_port(const struct prison_config *cfg)
 	return atoi(colon + 1);
 }
 
-int
-net_up(const struct prison_config *cfg, const struct net_project *p,
-    struct net_info *info, char *err, size_t errlen)
+/* What net_up checks before touching anything. */
+static int
+up_check(const struct prison_config *cfg, const struct net_project *p,
+    uid_t *uid, gid_t *gid, char *err, size_t errlen)
 {
-	struct net_state st;
-	struct net_rec r, old;
-	char e[256];
-	uid_t uid = 0;
-	gid_t gid = 0;
-	int lockfd, fresh = 0, ret = -1;
+	int l;
 
-	memset(&r, 0, sizeof(r));
 	if (name_valid_project(p->name, err, errlen) == -1)
 		return -1;
 	if (p->ssh_port < 0 || p->ssh_port > 65535)
@@ -285,41 +293,75 @@ net_up(const struct prison_config *cfg, const struct net_project *p,
 		return seterr(err, errlen, "project %s: ssh_port %d is the "
 		    "gateway's own port ([gateway] listen)", p->name,
 		    p->ssh_port);
-	if (vmm_ids(cfg, &uid, &gid, err, errlen) == -1)
+	if (p->ssh_port > 0 && (l = net_port_listening(p->ssh_port, err,
+	    errlen)) != 0)
+		return l == -1 ? -1 : seterr(err, errlen, "project %s: "
+		    "ssh_port %d: a host process listens on TCP port %d, and "
+		    "the DNAT would take it over; stop it or choose another "
+		    "port", p->name, p->ssh_port, p->ssh_port);
+	return vmm_ids(cfg, uid, gid, err, errlen);
+}
+
+/* net_up with the lock held; st holds no records or all of them. */
+static int
+up_locked(const struct prison_config *cfg, struct net_state *st,
+    const struct net_project *p, struct net_info *info, char *err,
+    size_t errlen)
+{
+	struct net_rec r, old;
+	char e[256];
+	uid_t uid = 0;
+	gid_t gid = 0;
+	int fresh = 0, adopt, ret = -1;
+
+	memset(&r, 0, sizeof(r));
+	if (up_check(cfg, p, &uid, &gid, err, errlen) == -1)
 		return -1;
-	if (net_begin(cfg, &st, &lockfd, 0, err, errlen) == -1)
-		return -1;
-	if (net_rec_alloc(&st, p->name, &r, &fresh, err, errlen) == -1)
+	if (net_rec_alloc(st, p->name, &r, &fresh, err, errlen) == -1)
 		goto out;
 	old = r;
-	if (tap_check(r.tap, p->name, err, errlen) == -1 ||
-	    net_port_claim(&st, p->name, p->ssh_port, err, errlen) == -1) {
+	adopt = rec_adopt(st, &old);
+	if (tap_check(r.tap, p->name, adopt, err, errlen) == -1 ||
+	    net_port_claim(st, p->name, p->ssh_port, err, errlen) == -1) {
 		if (fresh)	/* nothing saved yet: give the claims back */
-			(void)net_rec_forget(&st, &r, e, sizeof(e));
+			(void)net_rec_forget(st, &r, e, sizeof(e));
 		goto out;
 	}
 	r.ssh_port = p->ssh_port;
 	r.egress_allow = p->egress_allow;
 	r.up = 1;
-	if (net_rec_put(&st, &r, err, errlen) == -1)
+	if (net_rec_put(st, &r, err, errlen) == -1)
 		goto undo;
 	if (net_sysctl("/proc/sys/net/ipv4/ip_forward", "1", err,
 	    errlen) == -1 ||
-	    rec_tap_ensure(&st, &r, uid, gid, err, errlen) == -1 ||
-	    apply(cfg, &st, old.up ? &old : NULL, &r, err, errlen) == -1)
+	    rec_tap_ensure(st, &r, adopt, uid, gid, err, errlen) == -1 ||
+	    apply(cfg, st, old.up ? &old : NULL, &r, err, errlen) == -1)
 		goto undo;
 	if (old.up && old.ssh_port != r.ssh_port)
-		net_port_unclaim(&st, p->name, old.ssh_port);
-	info_fill(&st, &r, info);
+		net_port_unclaim(st, p->name, old.ssh_port);
+	info_fill(st, &r, info);
 	ret = 0;
 	goto out;
 undo:
 	/* Record what was there before; reconcile tidies the kernel. */
 	if (!(old.up && old.ssh_port == p->ssh_port))
-		net_port_unclaim(&st, p->name, p->ssh_port);
-	(void)net_rec_put(&st, &old, e, sizeof(e));
+		net_port_unclaim(st, p->name, p->ssh_port);
+	(void)net_rec_put(st, &old, e, sizeof(e));
 out:
 	net_rec_clear(&r);
+	return ret;
+}
+
+int
+net_up(const struct prison_config *cfg, const struct net_project *p,
+    struct net_info *info, char *err, size_t errlen)
+{
+	struct net_state st;
+	int lockfd, ret;
+
+	if (net_begin(cfg, &st, &lockfd, 0, err, errlen) == -1)
+		return -1;
+	ret = up_locked(cfg, &st, p, info, err, errlen);
 	net_end(&st, lockfd);
 	return ret;
 }
@@ -331,6 +373,7 @@ down_locked(const struct prison_config *cfg, struct net_state *st,
 {
 	struct net_rec was = *r;
 	char host[16], guest[16];
+	int adopt = rec_adopt(st, &was);
 
 	r->up = 0;
 	if (net_rec_put(st, r, err, errlen) == -1)
@@ -338,7 +381,7 @@ down_locked(const struct prison_config *cfg, struct net_state *st,
 	if (was.up && apply(cfg, st, &was, NULL, err, errlen) == -1)
 		return -1;
 	net_port_unclaim(st, r->name, r->ssh_port);
-	if (tap_delete(r->tap, r->name, err, errlen) == -1)
+	if (tap_delete(r->tap, r->name, adopt, err, errlen) == -1)
 		return -1;
 	net_rec_addrs(st, r, host, guest, sizeof(host));
 	return ct_flush_addr(guest, err, errlen);
@@ -475,6 +518,40 @@ out:
 	for (i = 0; i < ngone; i++)
 		free(gone[i]);
 	free(gone);
+	net_end(&st, lockfd);
+	return ret;
+}
+
+/*
+ * Each project is changed as net_up would, on a state of its own that
+ * holds no records, so that a fallback rebuild reads them all afresh.
+ */
+int
+net_refresh(const struct prison_config *cfg,
+    const struct net_project *known, size_t nknown, char *err, size_t errlen)
+{
+	struct net_state st, one;
+	const struct net_project *k;
+	const struct net_rec *r;
+	struct net_info info;
+	char e[512];
+	size_t i;
+	int lockfd, ret = 0;
+
+	if (net_begin(cfg, &st, &lockfd, 1, err, errlen) == -1)
+		return -1;
+	for (i = 0; i < st.nrecs; i++) {
+		r = &st.recs[i];
+		if (!r->up || (k = known_find(known, nknown, r->name)) ==
+		    NULL || (k->ssh_port == r->ssh_port &&
+		    k->egress_allow == r->egress_allow))
+			continue;
+		if ((net_state_open(cfg->state_dir, cfg->pool, &one, e,
+		    sizeof(e)) == -1 || up_locked(cfg, &one, k, &info, e,
+		    sizeof(e)) == -1) && ret == 0)
+			ret = seterr(err, errlen, "%s", e);
+		net_state_free(&one);
+	}
 	net_end(&st, lockfd);
 	return ret;
 }

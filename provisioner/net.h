@@ -97,6 +97,37 @@ int	net_reconcile(const struct prison_config *,
 	    char *err, size_t errlen);
 
 /*
+ * The registry changed: every project recorded up whose ssh_port or
+ * egress differs from its entry in known gets the new settings, as
+ * net_up would give them.  Projects down, or not in known, are left
+ * alone (net_reconcile releases those).  Carries on past a failing
+ * project; the first error is reported.
+ */
+int	net_refresh(const struct prison_config *,
+	    const struct net_project *known, size_t nknown,
+	    char *err, size_t errlen);
+
+/*
+ * Whether a process in the caller's network namespace listens on TCP
+ * port (any address, IPv4 or IPv6): 1 yes, 0 no, -1 with err set when
+ * the kernel's tables cannot be read.  An ssh_port must not be one.
+ */
+int	net_port_listening(int port, char *err, size_t errlen);
+
+/*
+ * The registry's view (net_reg.c): 0 and *np filled when the project has
+ * a network here, -1 when it has none (an upstream project, which has no
+ * VM).  net_projects_of gives every project that has one, for
+ * net_reconcile; np's strings point into reg, and the caller frees the
+ * array.
+ */
+struct reg_project;
+struct registry;
+int	net_project_of(const struct reg_project *, struct net_project *np);
+struct net_project *
+	net_projects_of(const struct registry *reg, size_t *n);
+
+/*
  * How many established TCP connections reach ip:port (directly, or
  * through the project's DNAT port), by conntrack; -1 with err set when
  * conntrack cannot be read.

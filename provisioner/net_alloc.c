@@ -522,6 +522,20 @@ net_claims_tidy(const struct net_state *st, char *err, size_t errlen)
 	return 0;
 }
 
+int
+net_tap_claimed(const struct net_state *st, const char *tap,
+    const char *name)
+{
+	char *path, holder[REC_MAX];
+	int r;
+
+	path = fact_path(st, "taps", tap);
+	r = small_read(path, holder, sizeof(holder)) == 0 &&
+	    strcmp(holder, name) == 0;
+	free(path);
+	return r;
+}
+
 void
 net_rec_addrs(const struct net_state *st, const struct net_rec *r,
     char *host, char *guest, size_t len)

@@ -67,12 +67,20 @@ void		 net_rec_addrs(const struct net_state *, const struct net_rec *,
 		    char *host, char *guest, size_t len);
 void		 net_rec_mac(const struct net_rec *, char *mac, size_t len);
 
-/* net_tap.c */
-int	tap_ensure(const char *tap, const char *project, uid_t uid, gid_t gid,
-	    const char *host_ip, int prefix, char *err, size_t errlen);
-int	tap_delete(const char *tap, const char *project, char *err,
-	    size_t errlen);
-int	tap_check(const char *tap, const char *project, char *err,
+/* Is tap claimed for name in state/taps? */
+int		 net_tap_claimed(const struct net_state *, const char *tap,
+		    const char *name);
+
+/*
+ * net_tap.c.  adopt: also accept an unlabelled TAP of that name (the
+ * caller knows it is this project's: claimed, and recorded up).
+ */
+int	tap_ensure(const char *tap, const char *project, int adopt,
+	    uid_t uid, gid_t gid, const char *host_ip, int prefix,
+	    char *err, size_t errlen);
+int	tap_delete(const char *tap, const char *project, int adopt,
+	    char *err, size_t errlen);
+int	tap_check(const char *tap, const char *project, int adopt, char *err,
 	    size_t errlen);
 int	tap_exists(const char *tap);
 /* Calls fn(tap, project, arg) for every interface labelled by prison. */

@@ -4,8 +4,12 @@
  * state, listing, the default route) goes through libnl-route.
  *
  * Ownership: every TAP prison creates carries the interface alias
- * "prison:PROJECT".  An interface with the right name but another alias
- * (or none) was made by someone else and is refused, never reused.
+ * "prison:PROJECT", set before the TAP is made persistent, so a crash
+ * leaves either no TAP or a labelled one.  An interface with the right
+ * name but another alias (or none) was made by someone else and is
+ * refused, never reused; the one exception is an unlabelled TAP the
+ * caller vouches for (adopt: the name is claimed for this project and
+ * recorded up), which an older prison may have left half-made.
  */
 #include <sys/ioctl.h>
 #include <sys/socket.h>
@@ -103,10 +107,20 @@ nl_open(char *err, size_t errlen)
 	return sk;
 }
 
+/* An unlabelled TAP the caller vouches for (see the top of the file). */
+static int
+adoptable(struct rtnl_link *link, const char *alias, int adopt)
+{
+	const char *type = rtnl_link_get_type(link);
+
+	return adopt && (alias == NULL || *alias == '\0') && type != NULL &&
+	    strcmp(type, "tun") == 0;
+}
+
 /* 1 ours, 0 absent, -1 someone else's (err filled). */
 static int
 tap_owned(struct nl_sock *sk, const char *tap, const char *project,
-    struct rtnl_link **linkp, char *err, size_t errlen)
+    int adopt, struct rtnl_link **linkp, char *err, size_t errlen)
 {
 	struct rtnl_link *link = NULL;
 	char want[64];
@@ -116,7 +130,8 @@ tap_owned(struct nl_sock *sk, const char *tap, const char *project,
 		return 0;
 	snprintf(want, sizeof(want), NET_ALIAS_PREFIX "%s", project);
 	alias = rtnl_link_get_ifalias(link);
-	if (alias == NULL || strcmp(alias, want) != 0) {
+	if ((alias == NULL || strcmp(alias, want) != 0) &&
+	    !adoptable(link, alias, adopt)) {
 		seterr(err, errlen, "interface %s exists and was not created "
 		    "by prison for project %s (alias \"%s\"); refusing to use "
 		    "it", tap, project, alias ? alias : "");
@@ -131,7 +146,31 @@ tap_owned(struct nl_sock *sk, const char *tap, const char *project,
 }
 
 static int
-tap_create(const char *tap, uid_t uid, gid_t gid, char *err, size_t errlen)
+tap_label(struct nl_sock *sk, struct rtnl_link *link, const char *project,
+    char *err, size_t errlen)
+{
+	struct rtnl_link *chg = NULL;
+	char alias[64];
+	int r;
+
+	chg = rtnl_link_alloc();
+	snprintf(alias, sizeof(alias), NET_ALIAS_PREFIX "%s", project);
+	rtnl_link_set_ifalias(chg, alias);
+	r = rtnl_link_change(sk, link, chg, 0);
+	rtnl_link_put(chg);
+	if (r < 0)
+		return seterr(err, errlen, "%s: cannot label: %s",
+		    rtnl_link_get_name(link), nl_geterror(r));
+	return 0;
+}
+
+/*
+ * Until TUNSETPERSIST the TAP lives only as long as fd: labelling it
+ * first means a crash never leaves a persistent TAP without its label.
+ */
+static int
+tap_create(struct nl_sock *sk, const char *tap, const char *project,
+    uid_t uid, gid_t gid, struct rtnl_link **linkp, char *err, size_t errlen)
 {
 	struct ifreq ifr;
 	int fd, r = -1;
@@ -147,14 +186,28 @@ tap_create(const char *tap, uid_t uid, gid_t gid, char *err, size_t errlen)
 		goto out;
 	}
 	if (ioctl(fd, TUNSETOWNER, (unsigned long)uid) == -1 ||
-	    ioctl(fd, TUNSETGROUP, (unsigned long)gid) == -1 ||
-	    ioctl(fd, TUNSETPERSIST, 1UL) == -1) {
+	    ioctl(fd, TUNSETGROUP, (unsigned long)gid) == -1) {
+		seterr(err, errlen, "%s: cannot set the TAP's owner: %s", tap,
+		    strerror(errno));
+		goto out;
+	}
+	if (rtnl_link_get_kernel(sk, 0, tap, linkp) < 0) {
+		seterr(err, errlen, "%s: created but not found", tap);
+		goto out;
+	}
+	if (tap_label(sk, *linkp, project, err, errlen) == -1)
+		goto out;
+	if (ioctl(fd, TUNSETPERSIST, 1UL) == -1) {
 		seterr(err, errlen, "%s: cannot make TAP persistent: %s", tap,
 		    strerror(errno));
 		goto out;
 	}
 	r = 0;
 out:
+	if (r == -1 && *linkp != NULL) {
+		rtnl_link_put(*linkp);
+		*linkp = NULL;
+	}
 	close(fd);
 	return r;
 }
@@ -209,8 +262,8 @@ out:
  * link state and sysctls are re-applied.
  */
 int
-tap_ensure(const char *tap, const char *project, uid_t uid, gid_t gid,
-    const char *host_ip, int prefix, char *err, size_t errlen)
+tap_ensure(const char *tap, const char *project, int adopt, uid_t uid,
+    gid_t gid, const char *host_ip, int prefix, char *err, size_t errlen)
 {
 	struct nl_sock *sk = NULL;
 	struct rtnl_link *link = NULL;
@@ -218,16 +271,12 @@ tap_ensure(const char *tap, const char *project, uid_t uid, gid_t gid,
 
 	if ((sk = nl_open(err, errlen)) == NULL)
 		return -1;
-	if ((own = tap_owned(sk, tap, project, &link, err, errlen)) == -1)
+	if ((own = tap_owned(sk, tap, project, adopt, &link, err,
+	    errlen)) == -1)
 		goto out;
-	if (own == 0) {
-		if (tap_create(tap, uid, gid, err, errlen) == -1)
-			goto out;
-		if (rtnl_link_get_kernel(sk, 0, tap, &link) < 0) {
-			seterr(err, errlen, "%s: created but not found", tap);
-			goto out;
-		}
-	}
+	if (own == 0 && tap_create(sk, tap, project, uid, gid, &link, err,
+	    errlen) == -1)
+		goto out;
 	if (tap_sysctls_set(tap, err, errlen) == -1)
 		goto out;
 	if (tap_configure(sk, link, project, host_ip, prefix, err,
@@ -242,7 +291,8 @@ out:
 }
 
 int
-tap_delete(const char *tap, const char *project, char *err, size_t errlen)
+tap_delete(const char *tap, const char *project, int adopt, char *err,
+    size_t errlen)
 {
 	struct nl_sock *sk = NULL;
 	struct rtnl_link *link = NULL;
@@ -250,7 +300,8 @@ tap_delete(const char *tap, const char *project, char *err, size_t errlen)
 
 	if ((sk = nl_open(err, errlen)) == NULL)
 		return -1;
-	if ((own = tap_owned(sk, tap, project, &link, err, errlen)) <= 0) {
+	if ((own = tap_owned(sk, tap, project, adopt, &link, err,
+	    errlen)) <= 0) {
 		ret = own;
 		goto out;
 	}
@@ -269,14 +320,15 @@ out:
 
 /* 0 when tap is absent or this project's, -1 when someone else's. */
 int
-tap_check(const char *tap, const char *project, char *err, size_t errlen)
+tap_check(const char *tap, const char *project, int adopt, char *err,
+    size_t errlen)
 {
 	struct nl_sock *sk = NULL;
 	int own;
 
 	if ((sk = nl_open(err, errlen)) == NULL)
 		return -1;
-	own = tap_owned(sk, tap, project, NULL, err, errlen);
+	own = tap_owned(sk, tap, project, adopt, NULL, err, errlen);
 	nl_socket_free(sk);
 	return own == -1 ? -1 : 0;
 }

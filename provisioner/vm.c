@@ -900,6 +900,7 @@ int
 vm_refresh(const char *project, char *err, size_t errlen)
 {
 	struct registry *reg = NULL;
+	struct net_info ni;
 	char why[512];
 	struct vm *v;
 	json_t *doc;
@@ -924,6 +925,9 @@ vm_refresh(const char *project, char *err, size_t errlen)
 				stop_locked(v, "deleted from the registry");
 			continue;
 		}
+		/* The caller may have changed its port or egress. */
+		if (net_show(cfg, v->name, &ni, why, sizeof(why)) == 0)
+			v->net = ni;
 		if ((doc = build_doc(reg, v->name, v->net.host_ip, NULL, why,
 		    sizeof(why))) == NULL ||
 		    publish_doc(v, doc, why, sizeof(why)) == -1) {

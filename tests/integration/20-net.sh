@@ -32,17 +32,17 @@ veth host eth-lan 10.90.1.1 lan eth0 10.90.1.2
 veth host eth-inet 10.90.2.1 inet eth0 10.90.2.2
 in_ns host ip route add default via 10.90.2.2
 
-# Projects: name ssh_port egress
+# Projects: name:ssh_port:egress[:upstream host:port]
 registry() {
 	python3 - "$T/state/registry.json" "$@" <<'EOF'
 import json, sys
 projects = []
 for spec in sys.argv[2:]:
-    name, port, egress = spec.split(":")
+    name, port, egress, *up = spec.split(":", 3)
     projects.append({"name": name, "members": [], "ssh_port": int(port),
         "vcpus": 0, "mem_mib": 0, "image": None, "repo": None,
         "ref": None, "dev_user": "dev", "egress": egress,
-        "upstream": None})
+        "upstream": up[0] if up else None})
 json.dump({"version": 1, "users": [], "projects": projects},
     open(sys.argv[1], "w"))
 EOF
@@ -194,6 +194,33 @@ expect_eq "spoofed source from the guest is dropped" "" \
 in_ns g1 ip addr add "$GB/32" dev eth0
 expect_eq "another guest's address as source is dropped" "" \
     "$(talk g1 10.90.2.2 8080 "$GB")"
+# No reply cannot tell a drop from a reply with no route back, so count
+# what arrives in inet: a spoofed datagram that got through would be
+# forwarded (and the one from a guest address masqueraded) like any other.
+in_ns inet socat -u UDP-RECV:9998 OPEN:"$T/spoof",creat,append &
+on_exit "kill $!"
+sleep 0.3
+spoof_send() {	# payload source
+	echo "$1" | in_ns g1 socat -u - UDP-SENDTO:10.90.2.2:9998,bind="$2"
+}
+spoof_send genuine "$GA"
+spoof_send spoof-other 10.77.0.9
+spoof_send spoof-guest "$GB"
+sleep 0.5
+expect_eq "spoofed sources never reach inet (the guest's own does)" \
+    genuine "$(cat "$T/spoof" 2>/dev/null)"
+# rp_filter on the TAP drops these too; switch it off (the larger of
+# all and the TAP's counts) so that the nftables rule alone is tested.
+rpf_all=$(in_ns host cat /proc/sys/net/ipv4/conf/all/rp_filter)
+in_ns host sh -c "echo 0 >/proc/sys/net/ipv4/conf/all/rp_filter; \
+    echo 0 >/proc/sys/net/ipv4/conf/$TAPA/rp_filter"
+spoof_send spoof-other-norpf 10.77.0.9
+spoof_send spoof-guest-norpf "$GB"
+sleep 0.5
+in_ns host sh -c "echo $rpf_all >/proc/sys/net/ipv4/conf/all/rp_filter; \
+    echo 1 >/proc/sys/net/ipv4/conf/$TAPA/rp_filter"
+expect_eq "spoofed sources dropped by nftables without rp_filter" \
+    genuine "$(cat "$T/spoof" 2>/dev/null)"
 
 # --- DNS to the host address, only with allow_dns ------------------------
 listen host "$HA" 53 host-dns
@@ -231,11 +258,61 @@ expect_match "the refusal names the interface" "tap-projf.*not created" \
 check "the foreign interface is left alone" \
     in_ns host ip link show tap-projf
 check_fails "a project not in the registry is refused" pc net up nosuch
+# A crash between making a TAP persistent and labelling it (as an older
+# prison did them) leaves an unlabelled TAP under the name the project
+# claims while its record says up: that one is taken over.
+check "net up projc" pc net up projc
+TAPC=$(field projc tap)
+half_made() {
+	in_ns host ip link del "$TAPC"
+	in_ns host ip tuntap add dev "$TAPC" mode tap user nobody
+}
+half_made
+check "net up adopts an unlabelled TAP claimed by the project" \
+    pc net up projc
+expect_match "the adopted TAP gets prison's alias" "alias prison:projc" \
+    "$(in_ns host ip -d link show "$TAPC")"
+half_made
+check "net reconcile adopts an unlabelled TAP claimed by the project" \
+    pc net reconcile
+expect_match "reconcile labels the adopted TAP" "alias prison:projc" \
+    "$(in_ns host ip -d link show "$TAPC")"
+check "net down projc" pc net down projc
+in_ns host ip tuntap add dev "$TAPC" mode tap
+check_fails "recorded down: an unlabelled TAP of its name is refused" \
+    pc net up projc
+in_ns host ip link del "$TAPC"
 cp "$T/prison.conf" "$T/gw.conf"
 printf '\n[gateway]\nlisten = 0.0.0.0:2241\n' >>"$T/gw.conf"
 out=$(PRISON_CONFIG=$T/gw.conf pc net up projb 2>&1)
 expect_match "the gateway's own port is refused as ssh_port" \
     "2241 is the gateway's own port" "$out"
+# A port a host process listens on (host-service on 7000, and one on
+# IPv6 only): the DNAT would take it over.
+in_ns host socat TCP6-LISTEN:7001,ipv6only=1,reuseaddr,fork \
+    SYSTEM:'echo v6' >/dev/null 2>&1 &
+on_exit "kill $!"
+wait_until 30 in_ns host sh -c 'grep -qi ":1B59 .* 0A " /proc/net/tcp6'
+registry proja:2240:allow projb:2241:deny projc:7000:allow projd:0:allow \
+    projf:0:allow projg:7001:allow
+out=$(pc net up projc 2>&1)
+check_fails "a port a host process listens on is refused as ssh_port" \
+    pc net up projc
+expect_match "the refusal names the port and why" \
+    "ssh_port 7000: a host process listens on TCP port 7000" "$out"
+check_fails "an IPv6 listener's port is refused as ssh_port" \
+    pc net up projg
+expect_eq "the host service keeps its port" host-service \
+    "$(talk lan 10.90.1.1 7000)"
+registry proja:2240:allow projb:2241:deny projc:0:allow projd:0:allow \
+    projf:0:allow
+out=$(pc project set projc --ssh-port 7000 2>&1)
+check_fails "project set refuses a port a host process listens on" \
+    pc project set projc --ssh-port 7000
+expect_match "project set says why" \
+    "ssh-port 7000: a host process listens on that TCP port" "$out"
+check_fails "project add refuses it too" \
+    pc project add projz --ssh-port 7001
 cp "$T/prison.conf" "$T/bad.conf"
 printf '\n[provisioner]\nvmm_user = no-such-user-x\n' >>"$T/bad.conf"
 out=$(PRISON_CONFIG=$T/bad.conf pc net up projc 2>&1)
@@ -261,6 +338,25 @@ check "net up twice is idempotent" pc net up proja
 expect_eq "no duplicate: one proja element in taps" 1 \
     "$(elems taps | grep -c "\"$TAPA\"")"
 
+# --- upstream projects ----------------------------------------------------
+# Relayed elsewhere, no VM, so no network: prisonctl and the daemon share
+# that rule (net_projects_of).
+registry proja:2240:allow projb:2241:deny projc:0:allow projd:0:allow \
+    projf:0:allow projh:0:allow
+check "net up projh" pc net up projh
+TAPH=$(field projh tap)
+registry proja:2240:allow projb:2241:deny projc:0:allow projd:0:allow \
+    projf:0:allow projh:0:allow:git.example.org:22
+out=$(pc net up projh 2>&1)
+check_fails "net up of an upstream project is refused" pc net up projh
+expect_match "the refusal says why" "projh uses an upstream.*no network" \
+    "$out"
+check "net reconcile with an upstream project" pc net reconcile
+check_fails "reconcile releases an upstream project's allocation" \
+    pc net show projh
+check_fails "reconcile removes an upstream project's TAP" \
+    in_ns host ip link show "$TAPH"
+
 # --- crash and reconcile --------------------------------------------------
 # The relay left with the deleted TAP; attach guest-a again.
 guest g1 "$TAPA" "$GA" "$HA"
@@ -268,7 +364,6 @@ expect_eq "traffic flows again after up/down/up" guest-a \
     "$(talk lan 10.90.1.1 2240)"
 check "net up projc" pc net up projc
 check "net up projd" pc net up projd
-TAPC=$(field projc tap)
 TAPD=$(field projd tap)
 # Lose kernel state of projc, leave a stray TAP and stray elements,
 # drop projd from the registry, and kill -9 one prisonctl mid-way.
@@ -321,6 +416,83 @@ check "a second reconcile is idempotent" pc net reconcile
 expect_eq "rule count does not depend on projects" \
     "$(table | grep -cE 'accept|drop|dnat|masquerade|jump')" \
     "$(pc net down projc; table | grep -cE 'accept|drop|dnat|masquerade|jump')"
+
+# --- the daemon: registry changes, kill -9 and restart -------------------
+SOCK=$T/run/provisioner.sock
+start_provisioner() {
+	# ip netns exec execs the daemon: $! is the provisioner itself.
+	ip netns exec "$NS_PREFIX-host" "$BUILD/prison-provisioner" -f \
+	    >>"$T/provisioner.log" 2>&1 &
+	PROV=$!
+	# A killed provisioner leaves its socket file: wait for an answer.
+	wait_until 100 pc vm list >/dev/null 2>&1
+}
+on_exit 'kill $PROV'
+check "the provisioner starts" start_provisioner
+expect_eq "control: guest-a reaches the internet" from-10.90.2.1 \
+    "$(talk g1 10.90.2.2 8080)"
+out=$(pc project set proja --egress deny 2>&1)
+expect_eq "project set --egress deny: the provisioner applies it" "" "$out"
+expect_eq "egress deny takes effect on the up project at once" "" \
+    "$(talk g1 10.90.2.2 8080)"
+expect_eq "the record says deny" deny "$(field proja egress)"
+out=$(pc project set proja --ssh-port 2250 2>&1)
+expect_eq "project set --ssh-port: the provisioner applies it" "" "$out"
+expect_eq "the new port reaches guest-a at once" guest-a \
+    "$(talk lan 10.90.1.1 2250)"
+expect_eq "the old port no longer does" "" "$(talk lan 10.90.1.1 2240)"
+
+# kill -9 the daemon with projects up, then leave the leftovers of a
+# project the registry does not know: a labelled TAP, elements, a record
+# and its claims.
+check "net up projc" pc net up projc
+ups=""
+for p in proja projb projc proje; do
+	[ "$(field $p up 2>/dev/null)" = True ] && ups="$ups $p"
+done
+ifindex() { in_ns host cat "/sys/class/net/$1/ifindex" 2>/dev/null; }
+declare -A idx_before
+for p in $ups; do idx_before[$p]=$(ifindex "$(field $p tap)"); done
+rules_before=$(table | grep -cE 'accept|drop|dnat|masquerade|jump')
+kill -9 "$PROV"
+wait "$PROV" 2>/dev/null
+in_ns host ip tuntap add dev tap-ghost2 mode tap
+in_ns host ip link set tap-ghost2 alias prison:ghost2
+in_ns host nft add element inet prison taps '{ "tap-ghost2" }'
+in_ns host nft add element inet prison ports '{ 2998 : 172.31.250.2 . 22 }'
+echo "16000 tap-ghost2 up 2998 allow" >"$T/state/net/projects/ghost2"
+echo ghost2 >"$T/state/net/slots/16000"
+echo ghost2 >"$T/state/net/taps/tap-ghost2"
+echo ghost2 >"$T/state/net/ports/2998"
+check "the provisioner restarts after kill -9" start_provisioner
+for p in $ups; do
+	tap=$(field $p tap)
+	expect_eq "restart: $p keeps its TAP (same interface)" \
+	    "${idx_before[$p]}" "$(ifindex "$tap")"
+	expect_eq "restart: $p has one element in taps" 1 \
+	    "$(elems taps | grep -c "\"$tap\"")"
+	expect_eq "restart: $p has one element in guest_src" 1 \
+	    "$(elems guest_src | grep -c "\"$tap\"")"
+done
+expect_eq "restart: the taps set holds exactly the up projects" \
+    "$(echo $ups | wc -w)" "$(elems taps | wc -l)"
+check_fails "restart: the unknown project's TAP is removed" \
+    in_ns host ip link show tap-ghost2
+expect_eq "restart: its elements are removed" "" \
+    "$(table | grep -E 'ghost2|2998')"
+expect_eq "restart: its record and claims are removed" "" \
+    "$(ls "$T/state/net/projects/ghost2" "$T/state/net/slots/16000" \
+    "$T/state/net/taps/tap-ghost2" "$T/state/net/ports/2998" 2>/dev/null)"
+expect_eq "restart: one prison table, same rules" "1 $rules_before" \
+    "$(in_ns host nft list tables | grep -c 'inet prison$') \
+$(table | grep -cE 'accept|drop|dnat|masquerade|jump')"
+expect_eq "restart: guest-a still reached through its port" guest-a \
+    "$(talk lan 10.90.1.1 2250)"
+expect_eq "restart: guest-a still denied egress" "" \
+    "$(talk g1 10.90.2.2 8080)"
+kill "$PROV"
+check "the provisioner exits on TERM" wait_until 100 gone "$PROV"
+pc net down projc
 
 # --- a tiny pool: long names, hash collisions, exhaustion ---------------
 # Its own host namespace, state and registry; 10.200.0.0/28 holds 4 /30s.
