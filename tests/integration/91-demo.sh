@@ -123,10 +123,11 @@ touch "$T/other.conf"
 printf 'import time\ntime.sleep(3600)\n' >"$T/decoy.py"
 py=/usr/bin/python3; [ -x "$py" ] || py=$(command -v python3)
 in_demo env PRISON_CONFIG="$T/other.conf" \
-    bash -c "exec -a prison-gateway '$py' '$T/decoy.py' -f" &
+    bash -c "exec -a prison-gateway '$py' '$T/decoy.py' -f" 2>/dev/null &
 in_demo bash -c "exec -a '$T/prefix/sbin/prison-provisioner' '$py' \
-    '$T/decoy.py' -f -c '$T/other.conf'" &
-in_ns demo bash -c "exec -a prison-gateway '$py' '$T/decoy.py' -f" &
+    '$T/decoy.py' -f -c '$T/other.conf'" 2>/dev/null &
+in_ns demo bash -c "exec -a prison-gateway '$py' '$T/decoy.py' -f" \
+    2>/dev/null &
 decoy_pids() { pgrep -f -- "^[^ ]*prison-[a-z]+ .*$T/decoy.py" | tr '\n' ' '; }
 wait_until 100 test "$(decoy_pids | wc -w)" -eq 3
 decoys=$(decoy_pids)
