@@ -85,6 +85,11 @@ deps:
 	DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
 		$(DEB_BUILD) $(DEB_RUN) $(DEB_TEST)
 
+# The packages deps installs, for scripts that install only what is
+# missing (contrib/prison-demo).
+deps-list:
+	@echo $(DEB_BUILD) $(DEB_RUN) $(DEB_TEST)
+
 # Everything the tests run, built without running them.
 tests: all $(UNIT_TESTS)
 
@@ -126,5 +131,5 @@ demo-stop:
 clean:
 	rm -rf $(B)
 
-.PHONY: all deps tests check fuzz install clean demo demo-stop
+.PHONY: all deps deps-list tests check fuzz install clean demo demo-stop
 .SECONDARY:
