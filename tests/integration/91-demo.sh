@@ -203,7 +203,7 @@ expect_eq "second run: proves it again" \
 check_fails "second run: the login was warm (no boot)" \
     grep -q "prison: starting demo" <<<"$out"
 check_fails "second run: no package was missing, apt not run" \
-    grep -q "^missing:" <<<"$out"
+    grep -q "^installing:" <<<"$out"
 expect_eq "second run: same daemons" "$pids" "$(daemon_pids)"
 expect_eq "second run: same VM" "$vm1" "$(qemu_pids)"
 expect_eq "second run: config unchanged" "$conf1" \
