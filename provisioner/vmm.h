@@ -74,4 +74,13 @@ extern const struct vmm_ops vmm_firecracker_ops;
 
 const struct vmm_ops	*vmm_lookup(const char *name);
 
+/*
+ * A VMM whose record was lost: the first live process other than skip
+ * (and us) for which match(pid, arg) holds and whose stdout is the
+ * console.log of vm_dir, so that another prison's VM of the same name
+ * is never taken; 0 when none.
+ */
+pid_t	vmm_find(const char *vm_dir, int (*match)(pid_t, const void *),
+	    const void *arg, pid_t skip);
+
 #endif

@@ -298,50 +298,17 @@ fc_pid_is_jail(pid_t pid, const char *id)
 	return 0;
 }
 
-/* 1 when pid's stdout is path (the console in that VM's vm_dir). */
 static int
-fc_pid_console_is(pid_t pid, const char *path)
+fc_match(pid_t pid, const void *id)
 {
-	char link[64], buf[4096];
-	ssize_t n;
-
-	snprintf(link, sizeof(link), "/proc/%ld/fd/1", (long)pid);
-	if ((n = readlink(link, buf, sizeof(buf) - 1)) <= 0)
-		return 0;
-	buf[n] = '\0';
-	return strcmp(buf, path) == 0;
+	return !fc_pid_gone(pid) && fc_pid_is_jail(pid, id);
 }
 
-/*
- * A live jailer or Firecracker of this jail id writing to the console of
- * spec->vm_dir (another prison's VM of that name is never taken), other
- * than skip; 0 when none.
- */
+/* A live jailer or Firecracker of this jail id (vmm_find()). */
 static pid_t
 fc_find(const struct vm_spec *spec, const char *id, pid_t skip)
 {
-	char *con = xasprintf("%s/console.log", spec->vm_dir), *real = NULL;
-	struct dirent *de;
-	pid_t pid, found = 0;
-	DIR *d = NULL;
-
-	if ((real = realpath(con, NULL)) == NULL ||
-	    (d = opendir("/proc")) == NULL)
-		goto out;
-	while (found == 0 && (de = readdir(d)) != NULL) {
-		if ((pid = (pid_t)strtol(de->d_name, NULL, 10)) <= 1 ||
-		    pid == skip || pid == getpid())
-			continue;
-		if (!fc_pid_gone(pid) && fc_pid_is_jail(pid, id) &&
-		    fc_pid_console_is(pid, real))
-			found = pid;
-	}
- out:
-	if (d != NULL)
-		closedir(d);
-	free(con);
-	free(real);
-	return found;
+	return vmm_find(spec->vm_dir, fc_match, id, skip);
 }
 
 static int

@@ -591,52 +591,20 @@ qemu_start(const struct prison_config *cfg, const struct vm_spec *spec,
 	return ret;
 }
 
-/* 1 when pid's stdout is path: the console of that vm_dir's VM. */
 static int
-pid_console_is(pid_t pid, const char *path)
+qemu_match(pid_t pid, const void *arg)
 {
-	char *link = xasprintf("/proc/%ld/fd/1", (long)pid), buf[4096];
-	ssize_t n;
-
-	n = readlink(link, buf, sizeof(buf) - 1);
-	free(link);
-	if (n <= 0)
-		return 0;
-	buf[n] = '\0';
-	return strcmp(buf, path) == 0;
+	return pid_has_arg(pid, arg);
 }
 
-/*
- * The qemu of spec->project by its "-name prison:PROJECT" and its
- * console in spec->vm_dir (so another prison's VM of the same name is
- * never taken), other than skip; 0 when none runs.
- */
+/* The qemu of spec->project by its "-name prison:PROJECT" (vmm_find()). */
 static pid_t
 qemu_find(const struct vm_spec *spec, pid_t skip)
 {
 	char *arg = xasprintf("prison:%s", spec->project);
-	char *con = qemu_file(spec->vm_dir, "console.log"), *real = NULL;
-	struct dirent *de;
-	pid_t pid, found = 0;
-	DIR *d = NULL;
+	pid_t found = vmm_find(spec->vm_dir, qemu_match, arg, skip);
 
-	/* /proc shows the console with every symlink resolved. */
-	if ((real = realpath(con, NULL)) == NULL ||
-	    (d = opendir("/proc")) == NULL)
-		goto out;
-	while (found == 0 && (de = readdir(d)) != NULL) {
-		if ((pid = (pid_t)strtol(de->d_name, NULL, 10)) <= 1 ||
-		    pid == skip || pid == getpid())
-			continue;
-		if (pid_has_arg(pid, arg) && pid_console_is(pid, real))
-			found = pid;
-	}
- out:
-	if (d != NULL)
-		closedir(d);
 	free(arg);
-	free(con);
-	free(real);
 	return found;
 }
 
