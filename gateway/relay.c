@@ -480,20 +480,29 @@ pair_link(struct relay *r, struct pair *p, int side)
 	r->pairs = p;
 }
 
+/* No callback of libssh's may reach p from here on. */
+static void
+pair_unhook(struct pair *p)
+{
+	int side;
+
+	for (side = 0; side < 2; side++)
+		if (p->ch[side] != NULL)
+			ssh_remove_channel_callbacks(p->ch[side],
+			    &p->cb[side]);
+}
+
+/*
+ * A channel the peer has not closed outlives ssh_channel_free() inside
+ * libssh, and freeing one may flush, that is handle packets: unhook
+ * first.  Channels already freed with their session are NULL here.
+ */
 static void
 pair_free(struct pair *p)
 {
 	int side, s;
 
-	/*
-	 * A channel the peer has not closed outlives ssh_channel_free()
-	 * inside libssh, and freeing one may flush, that is handle packets:
-	 * none of them may reach this pair's callbacks once it is gone.
-	 */
-	for (side = 0; side < 2; side++)
-		if (p->ch[side] != NULL)
-			ssh_remove_channel_callbacks(p->ch[side],
-			    &p->cb[side]);
+	pair_unhook(p);
 	for (side = 0; side < 2; side++) {
 		if (p->ch[side] != NULL)
 			ssh_channel_free(p->ch[side]);
@@ -865,10 +874,12 @@ gw_relay_run(struct relay *r)
 	    r->vm_stopped ? "vm-stopped" :
 	    !ssh_is_connected(r->s[UP]) ? "upstream" : "error");
 	/*
-	 * Nothing more is owed on either leg: disconnect both before the
-	 * pairs go, so that no channel teardown waits on a peer (or runs
-	 * its callbacks) and no session callback outlives r.
+	 * Nothing more is owed on either leg.  Unhook every pair, then
+	 * disconnect both sessions, which frees their channels without
+	 * waiting on a peer; the pairs go last, their channels gone.
 	 */
+	for (p = r->pairs; p != NULL; p = p->next)
+		pair_unhook(p);
 	for (side = 0; side < 2; side++) {
 		if (r->ev[side] != NULL) {
 			ssh_event_remove_session(r->ev[side], r->s[side]);
@@ -878,6 +889,7 @@ gw_relay_run(struct relay *r)
 	}
 	while ((p = r->pairs) != NULL) {
 		r->pairs = p->next;
+		p->ch[DOWN] = p->ch[UP] = NULL;
 		pair_free(p);
 	}
 	free(r);

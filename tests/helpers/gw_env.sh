@@ -109,3 +109,11 @@ gssh() {
 	timeout "${GW_TIMEOUT:-60}" ssh "${SSHOPTS[@]}" -i "$T/$key" \
 	    proja@127.0.0.1 "$@"
 }
+
+# gw_no_crash: no session process of this test's gateways died of a
+# signal (the listener logs each one).  Call it last.
+gw_no_crash() {
+	sleep 1
+	check_fails "no gateway session process died of a signal" \
+	    grep -q 'killed by signal' "$T/gw.log"
+}

@@ -127,3 +127,5 @@ if command -v ssh-audit >/dev/null; then
 else
 	skip "ssh-audit" "not installed"
 fi
+
+gw_no_crash

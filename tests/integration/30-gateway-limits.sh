@@ -195,3 +195,5 @@ exec 7>&- 8>&-
 sleep 1
 gssh alice true; rc=$?
 expect_eq "max_unauthenticated: room again once they leave" 0 "$rc"
+
+gw_no_crash

@@ -74,3 +74,5 @@ expect_eq "second factor: non-member never reaches PAM auth" 0 "$n"
 kssh -o PreferredAuthentications=keyboard-interactive proja@127.0.0.1 \
     true 2>/dev/null
 expect_eq "second factor: keyboard-interactive alone is refused" 255 $?
+
+gw_no_crash

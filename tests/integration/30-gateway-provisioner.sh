@@ -109,3 +109,5 @@ conf_set gateway listen "127.0.0.1:$OPORT"
 out=$("$PRISONCTL" doctor 2>&1)
 expect_match "doctor: another program on the port is named" \
     "FAIL +gateway port $OPORT is taken by python3 \(pid $OTHER\)" "$out"
+
+gw_no_crash

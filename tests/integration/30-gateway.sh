@@ -178,3 +178,5 @@ expect_eq "changed upstream key: refused" 255 "$rc"
 expect_match "changed upstream key: clear message" 'host key .*changed' "$out"
 expect_match "changed upstream key: logged" 'error=.*changed' \
     "$(cat "$T/gw.log")"
+
+gw_no_crash
