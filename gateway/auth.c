@@ -280,6 +280,8 @@ finish(struct gw_conn *c, const struct reg_project *proj, const char *method)
 		return -1;
 	}
 	gw_auth_log(c, "accept", method, c->project, "ok");
+	c->agent_ok = proj->agent == REG_AGENT_DEFAULT ?
+	    c->cfg->agent_forwarding : proj->agent == REG_AGENT_ALLOW;
 	c->relay = gw_relay_new(c);
 	c->authenticated = 1;
 	return 0;

@@ -67,6 +67,7 @@ struct gw_conn {
 	int		 closing;	/* refuse and disconnect */
 	int		 key_ok;	/* key accepted, second factor due */
 	int		 badsig;	/* signatures libssh refused */
+	int		 agent_ok;	/* ssh -A allowed for this project */
 	int		 ssh_log_level;	/* libssh's, outside authentication */
 	int		 ki_fd;		/* kbd-interactive helper */
 	pid_t		 ki_pid;

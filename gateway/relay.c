@@ -433,7 +433,7 @@ cb_agent_req(ssh_session session, ssh_channel ch, void *ud)
 {
 	struct pair *p = ud;
 
-	/* Installed only when agent_forwarding is on. */
+	/* Installed only when the project allows agent forwarding. */
 	ssh_channel_request_auth_agent(p->ch[UP]);
 }
 
@@ -462,7 +462,7 @@ pair_new(struct relay *r, enum pair_kind kind)
 		p->cb[DOWN].channel_subsystem_request_function = cb_subsystem;
 		p->cb[DOWN].channel_env_request_function = cb_env;
 		p->cb[DOWN].channel_signal_function = cb_signal;
-		if (r->c->cfg->agent_forwarding)
+		if (r->c->agent_ok)
 			p->cb[DOWN].channel_auth_agent_req_function =
 			    cb_agent_req;
 		p->cb[UP].channel_exit_status_function = cb_exit_status;
@@ -670,7 +670,7 @@ cb_up_agent(ssh_session session, void *ud)
 	struct pair *p = NULL;
 	int rc;
 
-	if (!r->c->cfg->agent_forwarding)
+	if (!r->c->agent_ok)
 		return NULL;
 	p = pair_new(r, PAIR_AGENT);
 	if ((p->ch[DOWN] = ssh_channel_new(r->s[DOWN])) == NULL)

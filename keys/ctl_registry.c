@@ -51,6 +51,7 @@ struct projopts {
 	int		  has_mem, mem;
 	int		  has_image, has_repo, has_ref, has_upstream;
 	int		  has_dev_user, has_egress, egress;
+	int		  has_agent, agent;
 	char		 *image, *repo, *ref, *upstream, *dev_user;
 	int		  listen_port;	/* the gateway's own port */
 };
@@ -689,6 +690,11 @@ parse_projopts(const struct prison_config *cfg, int argc, char **argv,
 			else
 				return ctl_fail("--egress: want allow or deny, "
 				    "not \"%s\"", v);
+		} else if (strcmp(opt, "--agent-forwarding") == 0) {
+			o->has_agent = 1;
+			if ((o->agent = registry_agent_parse(v)) == -2)
+				return ctl_fail("--agent-forwarding: want allow, "
+				    "deny or default, not \"%s\"", v);
 		} else if (strcmp(opt, "--upstream") == 0) {
 			o->has_upstream = 1;
 			if (!opt_clearable(v, is_set, &o->upstream) &&
@@ -754,6 +760,8 @@ apply_projopts(struct registry *reg, struct reg_project *p,
 		set_str(&p->dev_user, o->dev_user);
 	if (o->has_egress)
 		p->egress_allow = o->egress;
+	if (o->has_agent)
+		p->agent = o->agent;
 	return 0;
 }
 
@@ -773,6 +781,7 @@ fn_project_add(struct registry *reg, void *arg, char *err, size_t errlen)
 	p->name = xstrdup(c->name);
 	p->dev_user = xstrdup("dev");
 	p->egress_allow = 1;
+	p->agent = REG_AGENT_DEFAULT;
 	return apply_projopts(reg, p, c->opts, err, errlen);
 }
 
@@ -854,6 +863,9 @@ print_project(const struct reg_project *p)
 	printf("ref:      %s\n", p->ref ? p->ref : "(default branch)");
 	printf("dev_user: %s\n", p->dev_user);
 	printf("egress:   %s\n", p->egress_allow ? "allow" : "deny");
+	printf("agent:    %s%s\n", registry_agent_name(p->agent),
+	    p->agent == REG_AGENT_DEFAULT ? " (the gateway's "
+	    "agent_forwarding)" : "");
 	printf("upstream: %s\n", p->upstream ? p->upstream : "(none: VM)");
 }
 

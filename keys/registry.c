@@ -39,7 +39,7 @@ static const char *const key_fields[] = { "type", "blob", "comment",
     "fingerprint", NULL };
 static const char *const project_fields[] = { "name", "members",
     "ssh_port", "vcpus", "mem_mib", "image", "repo", "ref", "dev_user",
-    "egress", "upstream", NULL };
+    "egress", "agent_forwarding", "upstream", NULL };
 
 /* Refuse members we do not know: a rewrite would silently drop them. */
 static int
@@ -276,7 +276,7 @@ static int
 parse_project(json_t *jp, struct reg_project *p, const char *where,
     char *err, size_t errlen)
 {
-	char nerr[128], *egress = NULL;
+	char nerr[128], *egress = NULL, *agent = NULL;
 	int r = -1;
 
 	if (!json_is_object(jp))
@@ -303,6 +303,8 @@ parse_project(json_t *jp, struct reg_project *p, const char *where,
 	    get_str(jp, "upstream", NULL, 1, &p->upstream, where, err,
 	    errlen) == -1 ||
 	    get_str(jp, "egress", "allow", 0, &egress, where, err,
+	    errlen) == -1 ||
+	    get_str(jp, "agent_forwarding", "default", 0, &agent, where, err,
 	    errlen) == -1)
 		goto out;
 	if (strcmp(egress, "allow") == 0)
@@ -314,6 +316,11 @@ parse_project(json_t *jp, struct reg_project *p, const char *where,
 		    where);
 		goto out;
 	}
+	if ((p->agent = registry_agent_parse(agent)) == -2) {
+		seterr(err, errlen, "%s.agent_forwarding: must be \"allow\", "
+		    "\"deny\" or \"default\"", where);
+		goto out;
+	}
 	if (name_valid_user(p->dev_user, nerr, sizeof(nerr)) == -1) {
 		seterr(err, errlen, "%s.dev_user: %s", where, nerr);
 		goto out;
@@ -321,6 +328,7 @@ parse_project(json_t *jp, struct reg_project *p, const char *where,
 	r = 0;
  out:
 	free(egress);
+	free(agent);
 	return r;
 }
 
@@ -553,12 +561,33 @@ registry_project_json(const struct reg_project *p)
 	for (i = 0; i < p->nmembers; i++)
 		json_array_append_new(members, json_string(p->members[i]));
 	return json_pack("{s:s, s:o, s:i, s:i, s:i, s:o, s:o, s:o, s:s, s:s, "
-	    "s:o}", "name", p->name, "members", members, "ssh_port",
+	    "s:s, s:o}", "name", p->name, "members", members, "ssh_port",
 	    p->ssh_port, "vcpus", p->vcpus, "mem_mib", p->mem_mib, "image",
 	    str_or_null(p->image), "repo", str_or_null(p->repo), "ref",
 	    str_or_null(p->ref), "dev_user", p->dev_user ? p->dev_user : "dev",
-	    "egress", p->egress_allow ? "allow" : "deny", "upstream",
+	    "egress", p->egress_allow ? "allow" : "deny", "agent_forwarding",
+	    registry_agent_name(p->agent), "upstream",
 	    str_or_null(p->upstream));
+}
+
+/* "allow", "deny", "default" to REG_AGENT_*; -2 for anything else. */
+int
+registry_agent_parse(const char *s)
+{
+	if (strcmp(s, "allow") == 0)
+		return REG_AGENT_ALLOW;
+	if (strcmp(s, "deny") == 0)
+		return REG_AGENT_DENY;
+	if (strcmp(s, "default") == 0)
+		return REG_AGENT_DEFAULT;
+	return -2;
+}
+
+const char *
+registry_agent_name(int agent)
+{
+	return agent == REG_AGENT_ALLOW ? "allow" :
+	    agent == REG_AGENT_DENY ? "deny" : "default";
 }
 
 json_t *

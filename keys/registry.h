@@ -44,8 +44,14 @@ struct reg_project {
 	char	 *ref;		/* NULL = default branch */
 	char	 *dev_user;	/* login user inside the guest; "dev" */
 	int	  egress_allow;	/* 1 = NAT to the LAN, 0 = replies only */
+	int	  agent;	/* ssh -A: REG_AGENT_* */
 	char	 *upstream;	/* "host:port": relay there, no VM */
 };
+
+/* A project's agent forwarding: the gateway's setting, or its own. */
+#define REG_AGENT_DEFAULT	-1
+#define REG_AGENT_DENY		0
+#define REG_AGENT_ALLOW		1
 
 struct registry {
 	struct reg_user		*users;
@@ -80,6 +86,9 @@ int	registry_update(const char *path,
 	    char *err, size_t errlen);
 
 struct reg_user		*registry_user(const struct registry *, const char *);
+/* A project's agent_forwarding value to REG_AGENT_* (-2: unknown). */
+int			 registry_agent_parse(const char *);
+const char		*registry_agent_name(int);
 struct reg_project	*registry_project(const struct registry *,
 			    const char *);
 /* The user holding the key with this type and base64 blob, or NULL. */

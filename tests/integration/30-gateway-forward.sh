@@ -100,8 +100,24 @@ out=$(DISPLAY=:99 gssh alice -X -o ForwardX11Trusted=yes \
 expect_eq "X11 forwarding refused by the gateway" none "$out"
 expect_eq "X11: the session goes on after the refusal" 0 "$rc"
 
+# The project's own policy wins over the gateway's, from the next login.
+"$PRISONCTL" project set proja --agent-forwarding allow >/dev/null
+out=$(gssh alice -A 'ssh-add -l' 2>&1)
+expect_match "agent forwarding: a project that allows it gets it" \
+    'alice@test' "$out"
+check_fails "agent forwarding: a bad policy value is refused" \
+    "$PRISONCTL" project set proja --agent-forwarding maybe
+expect_match "agent forwarding: project show names the policy" \
+    '^agent: +allow' "$("$PRISONCTL" project show proja)"
+
 gw_stop
 conf_set gateway agent_forwarding yes
 gw_start || { cat "$T/gw.log"; exit 1; }
+"$PRISONCTL" project set proja --agent-forwarding deny >/dev/null
+out=$(gssh alice -A 'echo ${SSH_AUTH_SOCK:-none}')
+expect_eq "agent forwarding: a project that denies it is refused" none "$out"
+"$PRISONCTL" project set proja --agent-forwarding default >/dev/null
 out=$(gssh alice -A 'ssh-add -l' 2>&1)
 expect_match "agent forwarding relayed when enabled" 'alice@test' "$out"
+
+gw_no_crash

@@ -117,8 +117,9 @@ static struct reg_user users[] = {
 };
 static char *members[] = { "alice", "bob" };
 static struct reg_project projects[] = {
-	{ "proja", members, 2, 0, 0, 0, NULL, "git@h:r.git", NULL, "ops",
-	    1, NULL },
+	{ .name = "proja", .members = members, .nmembers = 2,
+	    .repo = "git@h:r.git", .dev_user = "ops", .egress_allow = 1,
+	    .agent = REG_AGENT_DEFAULT },
 };
 static struct registry reg = { users, 3, projects, 1 };
 
