@@ -606,6 +606,21 @@ opt_clearable(const char *v, int is_set, char **out)
 	return *out == NULL;
 }
 
+static const char *const projopt_names[] = { "--member", "--ssh-port",
+    "--vcpus", "--mem-mib", "--image", "--repo", "--ref", "--dev-user",
+    "--egress", "--agent-forwarding", "--upstream", NULL };
+
+static int
+projopt_known(const char *opt)
+{
+	size_t i;
+
+	for (i = 0; projopt_names[i] != NULL; i++)
+		if (strcmp(opt, projopt_names[i]) == 0)
+			return 1;
+	return 0;
+}
+
 static int
 parse_projopts(const struct prison_config *cfg, int argc, char **argv,
     int is_set, struct projopts *o)
@@ -620,6 +635,8 @@ parse_projopts(const struct prison_config *cfg, int argc, char **argv,
 		opt = argv[i];
 		if (strncmp(opt, "--", 2) != 0)
 			return ctl_fail("unexpected argument \"%s\"", opt);
+		if (!projopt_known(opt))
+			return ctl_fail("unknown option \"%s\"", opt);
 		if (i + 1 >= argc)
 			return ctl_fail("%s needs a value", opt);
 		v = argv[i + 1];
@@ -934,6 +951,9 @@ ctl_project(const struct prison_config *cfg, int argc, char **argv)
 		goto usage;
 	c.name = argv[1];
 	c.opts = &o;
+	if (c.name[0] == '-')
+		return ctl_fail("project %s: the project name comes first, "
+		    "not \"%s\"", argv[0], c.name);
 	if (strcmp(argv[0], "add") == 0 || strcmp(argv[0], "set") == 0) {
 		fn = argv[0][0] == 'a' ? fn_project_add : fn_project_set;
 		if (fn == fn_project_set && argc == 2)

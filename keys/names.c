@@ -27,7 +27,7 @@ static const char *const reserved[] = {
 	"usbmux", "uuidd", "kvm", "libvirt-qemu", "qemu", "dhcpcd",
 	"admin", "administrator", "operator", "adm", "wheel", "sudo",
 	"staff", "shadow", "utmp", "tty", "disk", "users", "git",
-	"prison", "prison-gateway", "prison-vmm", "localhost",
+	"prison", "prison-gateway", "prison-vm", "prison-vmm", "localhost",
 	NULL
 };
 

@@ -220,6 +220,11 @@ fails "upstream bad IPv6" 'not an IPv6 address' project add p1 \
     --upstream '[zz::1]:22'
 fails "unknown option" 'unknown option' project add p1 --cpus 2
 fails "option without value" 'needs a value' project add p1 --vcpus
+fails "unknown option without value" 'unknown option "--bogus"' \
+    project add p1 --bogus
+fails "option in the name's place" 'project name comes first' \
+    project add --vcpus 2
+fails "the VMM user's name is reserved" 'reserved' project add prison-vm
 fails "set on missing project" 'no project "nope"' project set nope --vcpus 1
 fails "set without options" 'nothing to change' project set proja
 unchanged "refused project changes"

@@ -31,6 +31,15 @@ setup_tmp
 unset PRISON_CONFIG SUDO_USER
 chmod 0711 "$T"
 demo=$TOP/contrib/prison-demo
+
+# Arguments first: --help sets nothing up, a stray word is refused.
+out=$("$demo" --help); rc=$?
+expect_eq "--help: exit 0" 0 "$rc"
+expect_match "--help: prints the usage" '^usage: .*prison-demo \[stop\]' "$out"
+"$demo" bogus 2>"$T/bogus.err"; rc=$?
+check "an unknown argument is refused (rc $rc)" [ "$rc" -ne 0 ]
+expect_match "an unknown argument is named" 'unknown argument "bogus"' \
+    "$(cat "$T/bogus.err")"
 mkdir -p "$T/root" "$T/log" "$T/prefix"
 chmod 0700 "$T/root"
 on_exit "for f in '$T'/log/prison-*.log; do cp \"\$f\" '$BUILD/test-logs/demo-'\"\${f##*/}\"; done; cp '$T/state/vms/demo/console.log' '$BUILD/test-logs/demo-console.log'"

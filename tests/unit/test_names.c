@@ -62,7 +62,7 @@ test_reserved(void **state)
 {
 	static const char *const reserved[] = { "root", "daemon", "bin",
 	    "sys", "sync", "nobody", "admin", "prison", "sshd", "www-data",
-	    "systemd-network", "messagebus", "git", NULL };
+	    "systemd-network", "messagebus", "git", "prison-vm", NULL };
 	char err[256];
 	size_t i;
 
