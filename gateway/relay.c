@@ -42,6 +42,7 @@
 #define DOWN	0		/* the client's side */
 #define UP	1		/* the project's side */
 #define DRAIN_ROUNDS	16
+#define REFILL		(512 * 1024)	/* take more below this (take()) */
 
 struct carry {
 	char		*buf;
@@ -108,13 +109,14 @@ blocked(struct pair *p, int to)
 }
 
 /*
- * Empty what libssh holds for ch[from] into our own buffer.  libssh
- * re-opens a channel's window on every read, however much the channel
- * still holds, so reading a window's worth at a time would let a fast
- * sender outrun a slow receiver without bound.  Taking everything at
- * once, and reading again only after all of it went on, keeps each
- * direction within about two windows.  pend is exactly what the buffer
- * holds, so these reads never wait and never process packets.
+ * Move what libssh holds for ch[from] to the end of our own buffer.
+ * libssh re-opens a channel's window on every read, however much the
+ * channel still holds, so reading a window's worth at a time would let a
+ * fast sender outrun a slow receiver without bound.  Taking everything
+ * at once, and again only once less than REFILL of it is left, keeps
+ * each direction within about two windows, and the sender busy while
+ * the rest goes on.  pend is exactly what the buffer holds, so these
+ * reads never wait and never process packets.
  */
 static void
 take(struct pair *p, int from, int s)
@@ -123,17 +125,21 @@ take(struct pair *p, int from, int s)
 	uint32_t want = p->pend[from][s];
 	int n;
 
-	if (c->cap < want) {
-		c->buf = xreallocarray(c->buf, 1, want);
-		c->cap = want;
+	if (c->off > 0) {
+		memmove(c->buf, c->buf + c->off, c->len);
+		c->off = 0;
 	}
-	c->off = c->len = 0;
-	while (c->len < want) {
+	if (c->cap < c->len + want) {
+		c->cap = c->len + want;
+		c->buf = xreallocarray(c->buf, 1, c->cap);
+	}
+	while (want > 0) {
 		n = ssh_channel_read_nonblocking(p->ch[from], c->buf + c->len,
-		    want - c->len, s);
+		    want, s);
 		if (n <= 0)
 			break;
 		c->len += (uint32_t)n;
+		want -= (uint32_t)n < want ? (uint32_t)n : want;
 	}
 	p->pend[from][s] = 0;
 }
@@ -179,13 +185,23 @@ pump(struct pair *p, int from)
 
 	if (blocked(p, to))
 		return;
+	/*
+	 * Take again as soon as little of what was taken is left: nothing
+	 * else would wake us for the bytes still in libssh's buffer, whose
+	 * sender waits for the window that only a read re-opens.
+	 */
 	for (s = 0; s < 2; s++) {
-		if (p->carry[from][s].len == 0 && p->pend[from][s] > 0)
-			take(p, from, s);
-		if (discard)
-			p->carry[from][s].len = p->carry[from][s].off = 0;
-		else
-			give(p, from, s);
+		do {
+			if (p->carry[from][s].len <= REFILL &&
+			    p->pend[from][s] > 0)
+				take(p, from, s);
+			if (discard)
+				p->carry[from][s].len =
+				    p->carry[from][s].off = 0;
+			else
+				give(p, from, s);
+		} while (p->carry[from][s].len <= REFILL &&
+		    p->pend[from][s] > 0);
 	}
 	settle(p);
 }
