@@ -99,6 +99,16 @@ ns_add() {
 }
 # in_ns NAME COMMAND...
 in_ns() { local n=$1; shift; ip netns exec "$NS_PREFIX-$n" "$@"; }
+# ns_lan NAME: namespace NAME gets a LAN interface lan0 (192.0.2.1/24,
+# its veth peer left dangling inside) carrying the default route, which
+# is where the provisioner takes its LAN interface from.
+ns_lan() {
+	in_ns "$1" ip link add lan0 type veth peer name lan0peer &&
+	in_ns "$1" ip link set lan0peer up &&
+	in_ns "$1" ip addr add 192.0.2.1/24 dev lan0 &&
+	in_ns "$1" ip link set lan0 up &&
+	in_ns "$1" ip route add default via 192.0.2.254 dev lan0
+}
 
 # sshd runs an AuthorizedKeysCommand only from a path whose every
 # directory is root-owned and writable by nobody else; a checkout under

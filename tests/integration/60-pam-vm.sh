@@ -37,12 +37,7 @@ on_exit "userdel '$gw'"
 conf_set gateway user "$gw"
 
 # The provisioner's host: a namespace with a LAN-side interface.
-ns_add host || exit 1
-in_ns host ip link add lan0 type veth peer name lan1
-in_ns host ip link set lan1 up
-in_ns host ip addr add 192.0.2.1/24 dev lan0
-in_ns host ip link set lan0 up
-in_ns host ip route add default via 192.0.2.254 dev lan0
+ns_add host && ns_lan host || exit 1
 
 # The project doubles as a host account below: a name of this test's.
 proj=pm$$

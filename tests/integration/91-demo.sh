@@ -85,12 +85,7 @@ cp -a /etc/pam.d "$T/pam.d" && rm -f "$T/pam.d/prison"
 cp -a "$pamdir" "$T/pam-modules"
 mkdir -p "$T/state/images"
 
-ns_add demo || exit 1
-in_ns demo ip link add lan0 type veth peer name lan0peer
-in_ns demo ip link set lan0peer up
-in_ns demo ip addr add 192.0.2.1/24 dev lan0
-in_ns demo ip link set lan0 up
-in_ns demo ip route add default via 192.0.2.254 dev lan0
+ns_add demo && ns_lan demo || exit 1
 
 # A process holds the private mount namespace; every step enters it.
 cat >"$T/mounts.sh" <<EOF
