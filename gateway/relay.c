@@ -139,7 +139,7 @@ take(struct pair *p, int from, int s)
 		if (n <= 0)
 			break;
 		c->len += (uint32_t)n;
-		want -= (uint32_t)n < want ? (uint32_t)n : want;
+		want -= (uint32_t)n;	/* never more than asked */
 	}
 	p->pend[from][s] = 0;
 }
